@@ -1,0 +1,27 @@
+"""ntk_core: the computation behind NTK Explorer, pure JAX/numpy (no streamlit, no plotly).
+
+Public API (everything else lives in private modules and may change):
+
+    nc.MLP, nc.CNN                        network specifications (NTK parameterization)
+    nc.infinite_kernels(spec, x1, x2)     infinite-width NNGP and NTK  (.nngp, .ntk)
+    nc.dual_activation(act, a, b, c)      E[phi(u)phi(v)], E[phi'(u)phi'(v)]
+"""
+from ._spec import ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, NetworkSpec, activation_name
+from ._activations import activation_fn, dual_activation, dual_activation_diag
+from ._infinite import Kernels, KernelSizeError, KernelOverflowError, infinite_kernels
+
+__all__ = [
+    "ACTIVATIONS",
+    "CLOSED_FORM_ACTIVATIONS",
+    "CNN",
+    "MLP",
+    "NetworkSpec",
+    "activation_name",
+    "activation_fn",
+    "dual_activation",
+    "dual_activation_diag",
+    "Kernels",
+    "KernelSizeError",
+    "KernelOverflowError",
+    "infinite_kernels",
+]

@@ -1,0 +1,103 @@
+"""Network specifications shared by the infinite-width and finite-width code.
+
+Conventions follow Neural Tangents' NTK parameterization (see ../shared/reference/README.md):
+
+    h^1     = (w_std / sqrt(d_in)) W^1 x + b_std b^1
+    h^{l+1} = (w_std / sqrt(n_l))  W^{l+1} phi(h^l) + b_std b^{l+1}
+    f(x)    = h^{depth+1}  (width-1 readout),   W, b ~ N(0, 1)
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Union
+
+ActivationLike = Union[str, Callable]
+
+# Activations with closed-form dual kernels; any other elementwise callable (and the names in
+# QUADRATURE_ACTIVATIONS) use Gauss-Hermite quadrature.
+CLOSED_FORM_ACTIVATIONS = ("relu", "leaky_relu", "abs", "erf", "gelu", "identity", "sin")
+QUADRATURE_ACTIVATIONS = ("tanh", "softplus", "sigmoid")
+ACTIVATIONS = CLOSED_FORM_ACTIVATIONS + QUADRATURE_ACTIVATIONS
+LEAKY_RELU_SLOPE = 0.1
+
+MAX_DEPTH = 100_000
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+        hasattr(value, "__index__")
+    ):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _check_std(name: str, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def _check_activation(value) -> ActivationLike:
+    if callable(value):
+        return value
+    if isinstance(value, str) and value in ACTIVATIONS:
+        return value
+    raise ValueError(
+        f"activation must be one of {', '.join(ACTIVATIONS)} or an elementwise callable, got {value!r}"
+    )
+
+
+def activation_name(activation: ActivationLike) -> str:
+    return activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLP:
+    """Fully connected net: `depth` hidden layers of `width` units, then a width-1 readout."""
+
+    depth: int = 2
+    width: int = 512
+    w_std: float = 1.5
+    b_std: float = 0.05
+    activation: ActivationLike = "erf"
+
+    def __post_init__(self):
+        object.__setattr__(self, "depth", _check_int("depth", self.depth, 0, MAX_DEPTH))
+        object.__setattr__(self, "width", _check_int("width", self.width, 1))
+        object.__setattr__(self, "w_std", _check_std("w_std", self.w_std))
+        object.__setattr__(self, "b_std", _check_std("b_std", self.b_std))
+        object.__setattr__(self, "activation", _check_activation(self.activation))
+
+
+@dataclasses.dataclass(frozen=True)
+class CNN:
+    """`depth` blocks of [3x3 conv, stride 1, SAME zero padding, activation], then `readout`
+    ("gap": global average pooling, or "flatten") and a Dense width-1 readout."""
+
+    depth: int = 5
+    channels: int = 64
+    w_std: float = 2**0.5
+    b_std: float = 0.0
+    activation: ActivationLike = "relu"
+    readout: str = "gap"
+
+    def __post_init__(self):
+        object.__setattr__(self, "depth", _check_int("depth", self.depth, 0, MAX_DEPTH))
+        object.__setattr__(self, "channels", _check_int("channels", self.channels, 1))
+        object.__setattr__(self, "w_std", _check_std("w_std", self.w_std))
+        object.__setattr__(self, "b_std", _check_std("b_std", self.b_std))
+        object.__setattr__(self, "activation", _check_activation(self.activation))
+        if self.readout not in ("gap", "flatten"):
+            raise ValueError(f"readout must be 'gap' or 'flatten', got {self.readout!r}")
+
+
+NetworkSpec = Union[MLP, CNN]
