@@ -8,6 +8,7 @@ Public API (everything else lives in private modules and may change):
 """
 from ._spec import ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, NetworkSpec, activation_name
 from ._activations import activation_fn, dual_activation, dual_activation_diag
+from ._data import DATASETS, Dataset, dataset_from_points, load_xy_csv, make_dataset
 from ._infinite import Kernels, KernelSizeError, KernelOverflowError, infinite_kernels
 
 __all__ = [
@@ -24,4 +25,9 @@ __all__ = [
     "KernelSizeError",
     "KernelOverflowError",
     "infinite_kernels",
+    "DATASETS",
+    "Dataset",
+    "dataset_from_points",
+    "load_xy_csv",
+    "make_dataset",
 ]

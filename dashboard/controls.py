@@ -1,0 +1,470 @@
+"""Sidebar controls bound to the URL, shared by every page.
+
+Every control has a key that is also its URL query parameter, so copying the address reproduces the
+screen on another machine. How a value is chosen on each run:
+
+1. the widget's own session state, if it exists (the user moved it, or a preset set it);
+2. else the last value this session saw for that key (kept across page switches);
+3. else the URL as it was when the session started (parsed and validated: an unparsable or
+   out-of-range value falls back to the default and shows a notice at the top of the page);
+4. else the default.
+
+At the end of every run `finish_run()` writes all controls rendered in that run back to
+`st.query_params` and reports URL parameters that no control on the page knows.
+
+app.py calls, in order::
+
+    controls.begin_run()               # notice area at the top of the page, registry reset
+    shared = controls.shared_controls(page_id)   # presets, network, display options (sidebar)
+    pg.run()                           # the page adds its own controls
+    controls.finish_run()              # unknown-parameter notices, URL write-back
+
+A page reads the shared values with `controls.shared()` (a `SharedControls`) and adds its own
+controls with the url_* functions, which all take ``(key, label, ..., default, *, where=st.sidebar,
+help=None)`` and return the current value:
+
+    url_slider(key, label, min_value, max_value, default, step=None, format=None)   int or float
+    url_number(key, label, min_value, max_value, default, step=None, format=None)   int or float
+    url_select_slider(key, label, options, default, format_func=str)
+    url_selectbox(key, label, options, default, format_func=str)
+    url_radio(key, label, options, default, format_func=str, horizontal=False)
+    url_toggle(key, label, default)
+
+Options of selectors appear in the URL as ``str(option)``. Keys must be unique across pages (the
+shared keys `SHARED_KEYS` and ``preset`` are reserved); a value that is invalid for the widget it
+meets (e.g. a key reused with another range) falls back to the default. `notice(msg)` shows a
+message in the notice area. Presets live in `dashboard.presets`; ``?preset=<id>`` in a URL applies
+one on the first run, explicit URL parameters override it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+import ntk_core as nc
+
+from . import presets as _presets
+
+# Limits shown in the UI (ntk_core enforces its own as well).
+MAX_DEPTH = 20
+MAX_WIDTH = 4096
+MAX_SEED = 2**31 - 1
+THEMES = ("auto", "light", "dark")
+
+SHARED_DEFAULTS: dict[str, Any] = {
+    "depth": 2,
+    "width": 512,
+    "sigma_w": 1.5,
+    "sigma_b": 0.05,
+    "activation": "erf",
+    "seed": 0,
+    "presentation": False,
+    "theme": "auto",
+}
+SHARED_KEYS = tuple(SHARED_DEFAULTS)
+PRESET_PARAM = "preset"
+_IGNORED_PARAMS = {"embed", "embed_options", PRESET_PARAM}
+
+_STORE = "_urlctl_values"        # key -> last value seen this session (survives page switches)
+_INITIAL = "_urlctl_initial_url"  # the URL query params at the first run of the session
+_NOTICES = "_urlctl_notices"      # messages shown at the top of the page
+_RUN_KEYS = "_urlctl_run_keys"    # key -> formatter, for controls rendered in this run
+_CHECKED = "_urlctl_unknown_checked"
+_PRESET_CHOICE = "_urlctl_preset_choice"
+_NO_PRESET = "(choose a preset)"
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedControls:
+    """Values of the shared sidebar controls (depth = number of hidden layers)."""
+
+    depth: int
+    width: int
+    sigma_w: float
+    sigma_b: float
+    activation: str
+    seed: int
+    presentation: bool
+    theme: str  # "light" or "dark": the theme the charts use (resolved from "auto")
+
+    def mlp(self, **overrides) -> nc.MLP:
+        """The fully connected network these controls describe."""
+        kwargs = dict(depth=self.depth, width=self.width, w_std=self.sigma_w, b_std=self.sigma_b,
+                      activation=self.activation)
+        kwargs.update(overrides)
+        return nc.MLP(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing and formatting of URL values
+# --------------------------------------------------------------------------------------------
+def _fmt_number(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.12g}"
+
+
+def _number_parser(kind: type, low, high) -> Callable[[Any], Any]:
+    def parse(raw):
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = raw
+        else:
+            text = str(raw).strip()
+            try:
+                value = int(text) if kind is int else float(text)
+            except ValueError:
+                raise ValueError(f"not {'an integer' if kind is int else 'a number'}") from None
+        if kind is int:
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError("not an integer")
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError("not a finite number")
+        if value < low or value > high:
+            raise ValueError(f"outside [{_fmt_number(low)}, {_fmt_number(high)}]")
+        return value
+
+    return parse
+
+
+def _option_parser(options: Sequence) -> Callable[[Any], Any]:
+    by_text = {str(o): o for o in options}
+
+    def parse(raw):
+        if not isinstance(raw, str):
+            for o in options:
+                if o == raw and type(o) is type(raw):
+                    return o
+            raw = str(raw)
+        if raw in by_text:
+            return by_text[raw]
+        raise ValueError("not one of " + ", ".join(by_text))
+
+    return parse
+
+
+def _parse_bool(raw):
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("not a boolean (use 1 or 0)")
+
+
+def _fmt_bool(value) -> str:
+    return "1" if value else "0"
+
+
+# --------------------------------------------------------------------------------------------
+# Session bookkeeping
+# --------------------------------------------------------------------------------------------
+def _store() -> dict:
+    return st.session_state.setdefault(_STORE, {})
+
+
+def _initial_url() -> dict:
+    if _INITIAL not in st.session_state:
+        st.session_state[_INITIAL] = {k: st.query_params.get(k) for k in st.query_params.keys()}
+    return st.session_state[_INITIAL]
+
+
+def notice(message: str) -> None:
+    """Show `message` in the notice area at the top of the page (until dismissed)."""
+    notices = st.session_state.setdefault(_NOTICES, [])
+    if message not in notices:
+        notices.append(message)
+
+
+def _bind(key: str, default, parse: Callable, fmt: Callable, make_widget: Callable):
+    """Initialise st.session_state[key] (state, store, URL, default), draw the widget, remember it."""
+    run_keys = st.session_state.setdefault(_RUN_KEYS, {})
+    run_keys[key] = fmt
+    store = _store()
+    if key not in st.session_state:
+        value = default
+        if key in store:
+            try:
+                value = parse(store[key])
+            except ValueError:
+                value = default
+        else:
+            raw = _initial_url().get(key)
+            if raw is not None:
+                try:
+                    value = parse(raw)
+                except ValueError as err:
+                    notice(f"URL parameter `{key}={raw}` ignored ({err}); using the default "
+                           f"`{fmt(default)}`.")
+        st.session_state[key] = value
+    else:
+        try:
+            parse(st.session_state[key])
+        except ValueError:
+            st.session_state[key] = default
+    value = make_widget(key)
+    store[key] = value
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# URL-bound widgets
+# --------------------------------------------------------------------------------------------
+def _numeric_kind(*values) -> type:
+    return float if any(isinstance(v, float) for v in values if v is not None) else int
+
+
+def url_slider(key, label, min_value, max_value, default, step=None, format=None, *, where=None,
+               help=None):
+    """st.slider bound to the URL parameter `key`; int if all bounds/default/step are ints."""
+    kind = _numeric_kind(min_value, max_value, default, step)
+    lo, hi, dflt = kind(min_value), kind(max_value), kind(default)
+    step = None if step is None else kind(step)
+    box = where if where is not None else st.sidebar
+    return _bind(key, dflt, _number_parser(kind, lo, hi), _fmt_number,
+                 lambda k: box.slider(label, lo, hi, step=step, format=format, key=k, help=help))
+
+
+def url_number(key, label, min_value, max_value, default, step=None, format=None, *, where=None,
+               help=None):
+    """st.number_input bound to the URL parameter `key`."""
+    kind = _numeric_kind(min_value, max_value, default, step)
+    lo, hi, dflt = kind(min_value), kind(max_value), kind(default)
+    step = None if step is None else kind(step)
+    box = where if where is not None else st.sidebar
+    return _bind(key, dflt, _number_parser(kind, lo, hi), _fmt_number,
+                 lambda k: box.number_input(label, lo, hi, step=step, format=format, key=k,
+                                            help=help))
+
+
+def url_select_slider(key, label, options, default, format_func=str, *, where=None, help=None):
+    """st.select_slider over `options` bound to the URL parameter `key` (as str(option))."""
+    options = list(options)
+    box = where if where is not None else st.sidebar
+    return _bind(key, default, _option_parser(options), str,
+                 lambda k: box.select_slider(label, options=options, format_func=format_func,
+                                             key=k, help=help))
+
+
+def url_selectbox(key, label, options, default, format_func=str, *, where=None, help=None):
+    """st.selectbox bound to the URL parameter `key` (as str(option))."""
+    options = list(options)
+    box = where if where is not None else st.sidebar
+    return _bind(key, default, _option_parser(options), str,
+                 lambda k: box.selectbox(label, options, format_func=format_func, key=k,
+                                         help=help))
+
+
+def url_radio(key, label, options, default, format_func=str, horizontal=False, *, where=None,
+              help=None):
+    """st.radio bound to the URL parameter `key` (as str(option))."""
+    options = list(options)
+    box = where if where is not None else st.sidebar
+    return _bind(key, default, _option_parser(options), str,
+                 lambda k: box.radio(label, options, format_func=format_func, key=k, help=help,
+                                     horizontal=horizontal))
+
+
+def url_toggle(key, label, default, *, where=None, help=None):
+    """st.toggle bound to the URL parameter `key` (1 or 0)."""
+    box = where if where is not None else st.sidebar
+    return _bind(key, bool(default), _parse_bool, _fmt_bool,
+                 lambda k: box.toggle(label, key=k, help=help))
+
+
+# --------------------------------------------------------------------------------------------
+# Presets
+# --------------------------------------------------------------------------------------------
+def apply_preset(preset_id: str) -> None:
+    """Set every control named in the preset (shared and page-specific) to the preset's value."""
+    values = _presets.PRESETS[preset_id]["values"]
+    store = _store()
+    for key, value in values.items():
+        store[key] = value
+        st.session_state[key] = value
+
+
+def _on_preset_chosen():
+    choice = st.session_state.get(_PRESET_CHOICE)
+    if choice and choice != _NO_PRESET:
+        apply_preset(choice)
+    st.session_state[_PRESET_CHOICE] = _NO_PRESET
+
+
+def _preset_selector(page_id: str | None) -> None:
+    ids = _presets.for_page(page_id)
+    if not ids:
+        return
+    st.session_state.setdefault(_PRESET_CHOICE, _NO_PRESET)
+    st.sidebar.selectbox(
+        "Preset (paper figure)",
+        [_NO_PRESET, *ids],
+        format_func=lambda i: i if i == _NO_PRESET else _presets.PRESETS[i]["label"],
+        key=_PRESET_CHOICE,
+        on_change=_on_preset_chosen,
+        help="Sets every control to reproduce a figure; you can then move any control.",
+    )
+
+
+def _apply_url_preset() -> None:
+    """On the first run: ?preset=<id> sets the controls the URL does not set itself."""
+    raw = _initial_url().get(PRESET_PARAM)
+    if raw is None or st.session_state.get("_urlctl_preset_done"):
+        return
+    st.session_state["_urlctl_preset_done"] = True
+    if raw not in _presets.PRESETS:
+        notice(f"URL parameter `{PRESET_PARAM}={raw}` ignored (unknown preset; known: "
+               f"{', '.join(_presets.PRESETS)}).")
+        return
+    explicit = _initial_url()
+    store = _store()
+    for key, value in _presets.PRESETS[raw]["values"].items():
+        if key not in explicit:
+            store[key] = value
+
+
+def _matching_presets(page_id: str | None) -> list[str]:
+    store = _store()
+    matches = []
+    for pid in _presets.for_page(page_id):
+        values = _presets.PRESETS[pid]["values"]
+        if all(key in store and _same(store[key], v) for key, v in values.items()):
+            matches.append(pid)
+    return matches
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+# --------------------------------------------------------------------------------------------
+# The run protocol used by app.py
+# --------------------------------------------------------------------------------------------
+def begin_run() -> None:
+    """Reset the per-run registry and draw the notice area (call before any control)."""
+    st.session_state[_RUN_KEYS] = {}
+    _initial_url()
+    st.session_state["_urlctl_notice_box"] = None
+    _apply_url_preset()
+
+
+def shared_controls(page_id: str | None = None) -> SharedControls:
+    """Draw the shared sidebar block (presets, network, display) and return its values."""
+    _preset_selector(page_id)
+    side = st.sidebar
+    side.markdown("**Network** (fully connected, NTK parameterization)")
+    depth = url_slider("depth", "Depth (hidden layers)", 0, MAX_DEPTH, SHARED_DEFAULTS["depth"],
+                       help=f"Number of hidden layers, 0..{MAX_DEPTH}; a width-1 readout follows.")
+    width = url_number("width", "Width (hidden units)", 1, MAX_WIDTH, SHARED_DEFAULTS["width"],
+                       step=1, help=f"Hidden units per layer of the finite networks, "
+                                    f"1..{MAX_WIDTH}. The infinite-width theory does not depend on it.")
+    sigma_w = url_slider("sigma_w", "sigma_w (weight std)", 0.05, 4.0, SHARED_DEFAULTS["sigma_w"],
+                         step=0.05)
+    sigma_b = url_slider("sigma_b", "sigma_b (bias std)", 0.0, 2.0, SHARED_DEFAULTS["sigma_b"],
+                         step=0.01)
+    activation = url_selectbox("activation", "Activation", nc.ACTIVATIONS,
+                               SHARED_DEFAULTS["activation"])
+    seed = url_number("seed", "Seed", 0, MAX_SEED, SHARED_DEFAULTS["seed"], step=1,
+                      help="Seeds the data, the initialisations and SGD batches.")
+    side.markdown("**Display**")
+    presentation = url_toggle("presentation", "Presentation mode (projector)",
+                              SHARED_DEFAULTS["presentation"],
+                              help="Larger fonts, lines and markers.")
+    theme_choice = url_radio("theme", "Chart theme", THEMES, SHARED_DEFAULTS["theme"],
+                             horizontal=True,
+                             help="'auto' follows the app theme (menu > Settings).")
+    matches = _matching_presets(page_id)
+    if matches:
+        side.caption("Settings match preset: " + ", ".join(
+            _presets.PRESETS[m]["label"] for m in matches))
+    if presentation:
+        _presentation_css()
+    values = SharedControls(depth=depth, width=int(width), sigma_w=sigma_w, sigma_b=sigma_b,
+                            activation=activation, seed=int(seed), presentation=presentation,
+                            theme=resolve_theme(theme_choice))
+    st.session_state["_urlctl_shared"] = values
+    return values
+
+
+def shared() -> SharedControls:
+    """The shared control values of this run (after app.py drew them)."""
+    values = st.session_state.get("_urlctl_shared")
+    if values is None:  # a page run on its own (e.g. a unit test): draw them here
+        values = shared_controls()
+    return values
+
+
+def resolve_theme(choice: str) -> str:
+    """'light' or 'dark': the explicit choice, else the app's theme (st.context.theme.type)."""
+    if choice in ("light", "dark"):
+        return choice
+    try:
+        kind = st.context.theme.type
+    except Exception:  # noqa: BLE001 - no browser context (tests, bare mode)
+        kind = None
+    return kind if kind in ("light", "dark") else "light"
+
+
+def _presentation_css() -> None:
+    st.html(
+        "<style>"
+        "[data-testid='stAppViewContainer'] .stMarkdown p, [data-testid='stAppViewContainer'] li"
+        " {font-size: 1.25rem;}"
+        "[data-testid='stAppViewContainer'] h1 {font-size: 3rem;}"
+        "[data-testid='stAppViewContainer'] h2 {font-size: 2.2rem;}"
+        "[data-testid='stSidebar'] label p {font-size: 1.1rem;}"
+        ".katex {font-size: 1.35em;}"
+        "</style>"
+    )
+
+
+def show_notices(where=None) -> None:
+    """Draw the pending notices (app.py calls this in a container at the top of the page)."""
+    notices = st.session_state.get(_NOTICES, [])
+    if not notices:
+        return
+    box = where if where is not None else st
+    with box:
+        for msg in notices:
+            st.warning(msg, icon="⚠️")
+        if st.button("Dismiss notices", key="_urlctl_dismiss"):
+            st.session_state[_NOTICES] = []
+            st.rerun()
+
+
+def finish_run(notice_box=None) -> None:
+    """Report unknown URL parameters (first run only), draw notices, write controls to the URL."""
+    run_keys: dict = st.session_state.get(_RUN_KEYS, {})
+    if not st.session_state.get(_CHECKED):
+        st.session_state[_CHECKED] = True
+        for key, raw in _initial_url().items():
+            if key not in run_keys and key.lower() not in _IGNORED_PARAMS:
+                notice(f"URL parameter `{key}={raw}` ignored (this page has no control "
+                       f"named `{key}`).")
+    show_notices(notice_box)
+    store = _store()
+    wanted = {key: fmt(store[key]) for key, fmt in run_keys.items() if key in store}
+    current = {k: st.query_params.get(k) for k in st.query_params.keys()
+               if k.lower() not in ("embed", "embed_options")}
+    if current != wanted:
+        st.query_params.from_dict(wanted)
+
+
+def current_values() -> dict:
+    """Every control value this session has seen (key -> value); for tests and debugging."""
+    return dict(_store())

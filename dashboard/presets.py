@@ -1,0 +1,61 @@
+"""Presets: one click sets every control to reproduce a paper figure.
+
+PRESETS maps an id (used in URLs as ``?preset=<id>``) to
+
+    page    the page id (the file name in pages/ without number and .py, e.g. "finite_vs_infinite")
+    label   what the selector shows
+    source  the figure and paper (shown under the selector)
+    values  control key -> value, shared keys (depth, width, sigma_w, sigma_b, activation, seed,
+            presentation, theme) and the page's own keys; keys left out keep their current value.
+
+Other pages add their presets here (one dict entry each). The settings come from
+../shared/docs/papers.md.
+"""
+from __future__ import annotations
+
+_SEED003_NET = {"depth": 2, "sigma_w": 1.5, "sigma_b": 0.05, "activation": "erf"}
+_SEED003_DATA = {"data": "cubic", "n_train": 5, "noise": 0.01}
+# The essay follows the Neural Tangents cookbook, whose optimizers.sgd step on all 5 training points
+# is full-batch gradient descent; learning rate 0.1 and 10,000 steps as in the cookbook.
+_SEED003_TRAIN = {"opt": "GD", "lr": 0.1, "steps": 10000, "t": "inf", "posterior": "ntk"}
+
+PRESETS: dict[str, dict] = {
+    "seed003_fig1": {
+        "page": "finite_vs_infinite",
+        "label": "Seed 003 Fig 1: width 512 vs infinite",
+        "source": "Seed 003 (essay on infinite-width networks), Fig 1: y = x^3, 5 points, erf, "
+                  "2 hidden layers, sigma_w 1.5, sigma_b 0.05, width 512, 10,000 steps.",
+        "values": {**_SEED003_NET, **_SEED003_DATA, **_SEED003_TRAIN, "width": 512, "K": 1,
+                   "seed": 0},
+    },
+    "seed003_fig2": {
+        "page": "finite_vs_infinite",
+        "label": "Seed 003 Fig 2: width 50 vs infinite",
+        "source": "Seed 003, Fig 2: as Fig 1 with hidden width 50.",
+        "values": {**_SEED003_NET, **_SEED003_DATA, **_SEED003_TRAIN, "width": 50, "K": 1,
+                   "seed": 0},
+    },
+    "seed003_fig3": {
+        "page": "finite_vs_infinite",
+        "label": "Seed 003 Fig 3: ensemble of 100 width-512 nets",
+        "source": "Seed 003, Fig 3: an ensemble of 100 width-512 networks, its mean and +/- 2 sd "
+                  "against the NTK-GP band.",
+        "values": {**_SEED003_NET, **_SEED003_DATA, **_SEED003_TRAIN, "width": 512, "K": 100,
+                   "seed": 0},
+    },
+    "cookbook_sin": {
+        "page": "finite_vs_infinite",
+        "label": "Neural Tangents cookbook: sin(x)",
+        "source": "Neural Tangents cookbook notebook: y = sin(x) + N(0, 0.1^2) noise, 5 points "
+                  "on [-pi, pi], erf net, NNGP vs NTK posterior (diag_reg 1e-4), one net with "
+                  "lr 0.1 for 10,000 steps.",
+        "values": {**_SEED003_NET, "width": 512, "data": "sin", "n_train": 5, "noise": 0.1,
+                   "opt": "GD", "lr": 0.1, "steps": 10000, "t": "inf", "posterior": "ntk",
+                   "K": 1, "seed": 0},
+    },
+}
+
+
+def for_page(page_id: str | None) -> list[str]:
+    """Ids of the presets of one page (all presets if page_id is None)."""
+    return [pid for pid, p in PRESETS.items() if page_id is None or p["page"] == page_id]
