@@ -8,6 +8,7 @@ Public API (everything else lives in private modules and may change):
 """
 from ._spec import ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, NetworkSpec, activation_name
 from ._activations import activation_fn, dual_activation, dual_activation_diag
+from ._ensemble import ensemble_mean_sd, half_mse
 from ._data import DATASETS, Dataset, dataset_from_points, load_xy_csv, make_dataset
 from ._infinite import Kernels, KernelSizeError, KernelOverflowError, infinite_kernels
 
@@ -30,4 +31,6 @@ __all__ = [
     "dataset_from_points",
     "load_xy_csv",
     "make_dataset",
+    "ensemble_mean_sd",
+    "half_mse",
 ]
