@@ -401,8 +401,22 @@ def shared_controls(page_id: str | None = None) -> SharedControls:
     return values
 
 
+def _run_through_app_shell() -> None:
+    """Streamlit treats an app with a pages/ folder as an old-style multipage app until the first
+    st.navigation call in the process, so the very first request of a fresh server for a page URL
+    runs the page file without app.py. Switch to st.navigation and rerun through app.py."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover - streamlit internals moved
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def shared() -> SharedControls:
     """The shared control values of this run (after app.py drew them)."""
+    _run_through_app_shell()
     values = st.session_state.get("_urlctl_shared")
     if values is None:  # a page run on its own (e.g. a unit test): draw them here
         values = shared_controls()

@@ -9,8 +9,11 @@ Public API (everything else lives in private modules and may change):
 from ._spec import ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, NetworkSpec, activation_name
 from ._activations import activation_fn, dual_activation, dual_activation_diag
 from ._ensemble import ensemble_mean_sd, half_mse
-from ._data import DATASETS, Dataset, dataset_from_points, load_xy_csv, make_dataset
+from ._data import DATASETS, MAX_CSV_BYTES, MAX_CSV_ROWS, Dataset, dataset_from_points, load_xy_csv, make_dataset
 from ._infinite import Kernels, KernelSizeError, KernelOverflowError, infinite_kernels
+from ._depth import (CorrelationMap, DepthCurves, DepthKernels, correlation_map, correlation_vs_depth,
+                     digits_points, extrapolate_limit, normalized_kernels_vs_depth, predicted_rate,
+                     sphere_points)
 
 __all__ = [
     "ACTIVATIONS",
@@ -26,7 +29,19 @@ __all__ = [
     "KernelSizeError",
     "KernelOverflowError",
     "infinite_kernels",
+    "CorrelationMap",
+    "DepthCurves",
+    "DepthKernels",
+    "correlation_map",
+    "correlation_vs_depth",
+    "digits_points",
+    "extrapolate_limit",
+    "normalized_kernels_vs_depth",
+    "predicted_rate",
+    "sphere_points",
     "DATASETS",
+    "MAX_CSV_BYTES",
+    "MAX_CSV_ROWS",
     "Dataset",
     "dataset_from_points",
     "load_xy_csv",

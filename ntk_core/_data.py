@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 MAX_TRAIN_POINTS = 2000
+MAX_CSV_ROWS = MAX_TRAIN_POINTS
 MAX_TEST_POINTS = 2000
 MAX_CSV_BYTES = 1_000_000
 DATASETS = ("cubic", "sin")

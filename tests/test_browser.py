@@ -1,0 +1,152 @@
+"""Real-browser checks: `streamlit run app.py` headless, driven through Debian's chromium.
+
+The module-scoped `server` fixture starts the app once on a free port; `browser` launches chromium
+once; each test opens its own page (`open_page(path)`), so another page's check is one more test
+function. Screenshots go to tests/artifacts/ (git-ignored). The README screenshot is taken with
+NTK_SCREENSHOT=assets/finite_vs_infinite.png.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip("chromium is not installed (CI's .ci/run installs it with apt-get)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Base URL of `streamlit run app.py` on a free port (stopped after the module)."""
+    port = _free_port()
+    log_path = os.path.join(ARTIFACTS, f"streamlit_{port}.log")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.terminate()
+        pytest.fail(f"streamlit did not start within 60 s; log: {log_path}")
+    if proc.poll() is not None:
+        pytest.fail(f"streamlit exited with {proc.returncode}; log: {log_path}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def wait_for_app(page, timeout_ms: int = 180_000) -> None:
+    """Wait until the app has rendered and its script is no longer running."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    page.wait_for_function(
+        "() => { const a = document.querySelector(\"[data-testid='stApp']\");"
+        " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }",
+        timeout=timeout_ms)
+    page.wait_for_timeout(300)
+    # a second check: a rerun triggered by the first render (e.g. the URL write-back)
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-testid='stApp']\")"
+        ".getAttribute('data-test-script-state') === 'notRunning'", timeout=timeout_ms)
+
+
+def open_page(browser, url: str, dark: bool = False):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100},
+                                  color_scheme="dark" if dark else "light")
+    page = context.new_page()
+    page.goto(url, wait_until="domcontentloaded")
+    wait_for_app(page)
+    return page
+
+
+def assert_no_exception(page) -> None:
+    errors = page.locator("[data-testid='stException']")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def chart_signature(page, index: int = 0) -> str:
+    """The y-values of the traces of the index-th plotly chart, as a string."""
+    return page.evaluate(
+        "(i) => { const g = document.querySelectorAll('.js-plotly-plot')[i];"
+        " return JSON.stringify(g.data.map(t => Array.from(t.y || []).slice(0, 50))); }", index)
+
+
+def test_finite_vs_infinite_page(server, browser):
+    page = open_page(browser, server + "/finite_vs_infinite?steps=2000&K=3")
+    assert_no_exception(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() >= 2
+    before = chart_signature(page, 0)
+
+    # move the training-time slider (main area) a few steps to the left with the keyboard
+    thumb = page.locator("[data-testid='stMain'] [role='slider']").first
+    thumb.focus()
+    for _ in range(4):
+        thumb.press("ArrowLeft")
+    wait_for_app(page)
+    page.wait_for_function(
+        "(b) => { const g = document.querySelector('.js-plotly-plot');"
+        " return g && JSON.stringify(g.data.map(t => Array.from(t.y || []).slice(0, 50))) !== b; }",
+        arg=before, timeout=60_000)
+    assert_no_exception(page)
+    assert chart_signature(page, 0) != before
+    assert "t=" in page.url  # the slider is bound to the URL
+
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.screenshot(path=os.path.join(ARTIFACTS, "finite_vs_infinite.png"), full_page=False)
+    page.context.close()
+
+
+def test_home_page_links_to_pages(server, browser):
+    page = open_page(browser, server + "/")
+    assert_no_exception(page)
+    assert page.get_by_text("NTK Explorer").first.is_visible()
+    assert page.locator("[data-testid='stPageLink']").count() >= 1
+    page.context.close()
