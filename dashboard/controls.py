@@ -294,7 +294,8 @@ def apply_preset(preset_id: str) -> None:
     store = _store()
     for key, value in values.items():
         store[key] = value
-        st.session_state[key] = value
+        # the widget re-reads (and validates) the value from the store on the next run
+        st.session_state.pop(key, None)
 
 
 def _on_preset_chosen():
@@ -358,8 +359,8 @@ def _same(a, b) -> bool:
 def begin_run() -> None:
     """Reset the per-run registry and draw the notice area (call before any control)."""
     st.session_state[_RUN_KEYS] = {}
+    st.session_state["_urlctl_preset_box"] = None
     _initial_url()
-    st.session_state["_urlctl_notice_box"] = None
     _apply_url_preset()
 
 
@@ -388,10 +389,8 @@ def shared_controls(page_id: str | None = None) -> SharedControls:
     theme_choice = url_radio("theme", "Chart theme", THEMES, SHARED_DEFAULTS["theme"],
                              horizontal=True,
                              help="'auto' follows the app theme (menu > Settings).")
-    matches = _matching_presets(page_id)
-    if matches:
-        side.caption("Settings match preset: " + ", ".join(
-            _presets.PRESETS[m]["label"] for m in matches))
+    # filled by finish_run, once the page has drawn (and stored) its own controls
+    st.session_state["_urlctl_preset_box"] = (side.empty(), page_id)
     if presentation:
         _presentation_css()
     values = SharedControls(depth=depth, width=int(width), sigma_w=sigma_w, sigma_b=sigma_b,
@@ -471,6 +470,14 @@ def finish_run(notice_box=None) -> None:
                 notice(f"URL parameter `{key}={raw}` ignored (this page has no control "
                        f"named `{key}`).")
     show_notices(notice_box)
+    box, page_id = st.session_state.get("_urlctl_preset_box") or (None, None)
+    if box is not None:
+        matches = _matching_presets(page_id)
+        if matches:
+            with box.container():
+                for m in matches:
+                    st.caption(f"Settings match preset: {_presets.PRESETS[m]['label']}. "
+                               f"{_presets.PRESETS[m].get('source', '')}")
     store = _store()
     wanted = {key: fmt(store[key]) for key, fmt in run_keys.items() if key in store}
     current = {k: st.query_params.get(k) for k in st.query_params.keys()

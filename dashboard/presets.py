@@ -13,11 +13,13 @@ Other pages add their presets here (one dict entry each). The settings come from
 """
 from __future__ import annotations
 
+import math
+
 _SEED003_NET = {"depth": 2, "sigma_w": 1.5, "sigma_b": 0.05, "activation": "erf"}
 _SEED003_DATA = {"data": "cubic", "n_train": 5, "noise": 0.01}
 # The essay follows the Neural Tangents cookbook, whose optimizers.sgd step on all 5 training points
 # is full-batch gradient descent; learning rate 0.1 and 10,000 steps as in the cookbook.
-_SEED003_TRAIN = {"opt": "GD", "lr": 0.1, "steps": 10000, "t": "inf", "posterior": "ntk"}
+_SEED003_TRAIN = {"opt": "GD", "lr": 0.1, "steps": 10000, "t": math.inf, "posterior": "ntk"}
 
 PRESETS: dict[str, dict] = {
     "seed003_fig1": {
@@ -50,7 +52,7 @@ PRESETS: dict[str, dict] = {
                   "on [-pi, pi], erf net, NNGP vs NTK posterior (diag_reg 1e-4), one net with "
                   "lr 0.1 for 10,000 steps.",
         "values": {**_SEED003_NET, "width": 512, "data": "sin", "n_train": 5, "noise": 0.1,
-                   "opt": "GD", "lr": 0.1, "steps": 10000, "t": "inf", "posterior": "ntk",
+                   "opt": "GD", "lr": 0.1, "steps": 10000, "t": math.inf, "posterior": "ntk",
                    "K": 1, "seed": 0},
     },
 }
