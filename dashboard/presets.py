@@ -55,6 +55,25 @@ PRESETS: dict[str, dict] = {
                    "opt": "GD", "lr": 0.1, "steps": 10000, "t": math.inf, "posterior": "ntk",
                    "K": 1, "seed": 0},
     },
+
+    "seed002_fig1": {
+        "page": "depth",
+        "label": "Seed 002 Fig 1: ReLU on the sphere, L up to 30",
+        "source": "Seed 002 (St-Arnaud et al.), Figure 1: normalized NTK entries and the predictor "
+                  "against depth (L up to tens) for a ReLU network without bias on synthetic data "
+                  "uniform on the sphere. Without bias ReLU's normalized kernels do not depend on "
+                  "sigma_w.",
+        "values": {"activation": "relu", "sigma_w": 1.4, "sigma_b": 0.0, "d_data": "sphere",
+                   "d_n": 40, "d_dim": 3, "L_max": 30, "L": 10, "seed": 0},
+    },
+    "seed002_deep": {
+        "page": "depth",
+        "label": "Seed 002 claim at depth 10,000: ReLU, no bias",
+        "source": "Seed 002's claim (normalized NTK -> matrix of ones) tested to L = 10,000; "
+                  "papers.md notes that a plain recursion gives 1/4 off the diagonal.",
+        "values": {"activation": "relu", "sigma_w": 1.4, "sigma_b": 0.0, "d_data": "sphere",
+                   "d_n": 40, "d_dim": 3, "L_max": 10000, "L": 1000, "seed": 0},
+    },
 }
 
 

@@ -530,12 +530,33 @@ class DepthKernels:
         """Index into the stored arrays of the stored depth closest to `depth`."""
         return int(np.argmin(np.abs(self.stored_depths - depth)))
 
+    def offdiag(self, matrix) -> tuple[float, float, float]:
+        """(min, mean, max) of the off-diagonal entries of the training block of `matrix`."""
+        m = np.asarray(matrix)[: self.n_train, : self.n_train]
+        vals = m[~np.eye(self.n_train, dtype=bool)]
+        if vals.size == 0:
+            return (1.0, 1.0, 1.0)
+        return float(vals.min()), float(vals.mean()), float(vals.max())
+
+    def settling_depth(self, tolerance: float = 1e-3):
+        """The smallest stored depth >= 1 from which on the predictor changes by less than
+        `tolerance` per layer (max over entries), or None if it does not settle by max_depth."""
+        if self.predictor.shape[1] == 0:
+            return None
+        depths = self.stored_depths[self.stored_depths >= 1]
+        big = self.predictor_change[self.stored_depths >= 1] >= tolerance
+        if big[-1]:
+            return None
+        last_big = np.flatnonzero(big)
+        return int(depths[last_big[-1] + 1] if last_big.size else depths[0])
+
 
 def stored_depths_for(max_depth: int, n_log: int = 64) -> np.ndarray:
-    """Log-spaced depths 0, 1, ..., max_depth (about n_log of them), always holding max_depth/4,
-    max_depth/2 and max_depth (for the limit extrapolation)."""
+    """Log-spaced depths 0, 1, ..., max_depth (about n_log of them) with the round numbers
+    1, 2, 5, 10, 20, ... and the depths of the limit fit (~max_depth/4, max_depth/2, max_depth)."""
     grid = np.unique(np.round(np.logspace(0, math.log10(max_depth), n_log)).astype(int))
-    return np.unique(np.concatenate([grid, [0], _limit_depths(max_depth)]))
+    round_numbers = [m * 10**e for e in range(6) for m in (1, 2, 5) if m * 10**e <= max_depth]
+    return np.unique(np.concatenate([grid, round_numbers, [0], _limit_depths(max_depth)]))
 
 
 def _limit_depths(max_depth: int):
