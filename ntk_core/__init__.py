@@ -11,6 +11,9 @@ from ._activations import activation_fn, dual_activation, dual_activation_diag
 from ._ensemble import ensemble_mean_sd, half_mse
 from ._data import DATASETS, MAX_CSV_BYTES, MAX_CSV_ROWS, Dataset, dataset_from_points, load_xy_csv, make_dataset
 from ._infinite import Kernels, KernelSizeError, KernelOverflowError, infinite_kernels
+from ._finite import apply, count_params, empirical_ntk, empirical_ntk_jacobian, init_params
+from ._training import TrainRun, train
+from ._ntk_gp import NTKGPPosterior, ntk_gp
 from ._depth import (CorrelationMap, DepthCurves, DepthKernels, correlation_map, correlation_vs_depth,
                      digits_points, extrapolate_limit, normalized_kernels_vs_depth, predicted_rate,
                      sphere_points)
@@ -29,6 +32,15 @@ __all__ = [
     "KernelSizeError",
     "KernelOverflowError",
     "infinite_kernels",
+    "apply",
+    "count_params",
+    "empirical_ntk",
+    "empirical_ntk_jacobian",
+    "init_params",
+    "TrainRun",
+    "train",
+    "NTKGPPosterior",
+    "ntk_gp",
     "CorrelationMap",
     "DepthCurves",
     "DepthKernels",
