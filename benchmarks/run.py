@@ -55,7 +55,40 @@ def w4():
     return _cnn("flatten")
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}
+def _empirical(spec, x):
+    """Empirical NTK of an initialised net; like the reference, parameters are drawn outside the timing."""
+    import jax
+    import ntk_core as nc
+
+    params = jax.block_until_ready(nc.init_params(spec, 0, x.shape[1]))
+    return best_time(lambda: nc.empirical_ntk(spec, params, x))
+
+
+def w5():
+    import ntk_core as nc
+
+    return _empirical(nc.MLP(depth=3, width=4096, w_std=1.5, b_std=0.05, activation="erf"), data((100, 2)))
+
+
+def w6():
+    import ntk_core as nc
+
+    g = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    x = np.stack([np.cos(g), np.sin(g)], 1).astype(np.float32)
+    return _empirical(nc.MLP(depth=3, width=10000, w_std=1.0, b_std=0.1, activation="relu"), x)
+
+
+def w7():
+    """Whole NTK-GP call: the three kernels, the eigendecomposition, mean and full covariance at t = 10
+    (the reference caches its train-train kernel and eigendecomposition between timed calls)."""
+    import ntk_core as nc
+
+    spec = nc.MLP(depth=2, width=512, w_std=1.5, b_std=0.05, activation="erf")
+    xtr, ytr, xte = data((1000, 4), 1), data((1000, 1), 2), data((1000, 4), 3)
+    return best_time(lambda: nc.ntk_gp(spec, xtr, ytr, xte, t=10.0, kernel="ntk", diag_reg=1e-4).cov)
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7}
 
 
 def main(names):
