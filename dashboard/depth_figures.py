@@ -64,6 +64,8 @@ def correlation_map_figure(rho, rho_next, fixed_points, stability, cobweb_x, cob
     fig.update_xaxes(range=[-1.02, 1.02])
     fig.update_yaxes(range=[-1.02, 1.02], scaleanchor="x", scaleratio=1)
     fig.update_layout(hovermode="closest")
+    if fig.layout.yaxis.type == "log":
+        fig.update_yaxes(exponentformat="power")  # 10^-15, not SI prefixes like "1f"
     return fig
 
 
@@ -87,6 +89,8 @@ def rho_vs_depth_figure(depths, rho0, rho, rate=None, rate_label: str = "",
         add_line(fig, depths[idx], np.asarray(rate)[idx], rate_label or "predicted rate",
                  color=style.data_color, dash="dash", style=style)
     fig.update_layout(hovermode="closest")
+    if fig.layout.yaxis.type == "log":
+        fig.update_yaxes(exponentformat="power")  # 10^-15, not SI prefixes like "1f"
     return fig
 
 
@@ -147,6 +151,8 @@ def distance_to_ones_figure(depths, ntk_max, ntk_mean, nngp_max, nngp_mean, ntk_
     if depth_marker is not None and depth_marker >= 1:
         fig.add_vline(x=depth_marker, line=dict(color=COLORS["truth"], width=1, dash="dot"))
     fig.update_layout(hovermode="closest")
+    if fig.layout.yaxis.type == "log":
+        fig.update_yaxes(exponentformat="power")  # 10^-15, not SI prefixes like "1f"
     return fig
 
 
@@ -170,6 +176,8 @@ def predictor_change_figure(stored_depths, change, to_final, ntk_mean_dist, *,
     if depth_marker is not None and depth_marker >= 1:
         fig.add_vline(x=depth_marker, line=dict(color=COLORS["truth"], width=1, dash="dot"))
     fig.update_layout(hovermode="closest")
+    if fig.layout.yaxis.type == "log":
+        fig.update_yaxes(exponentformat="power")  # 10^-15, not SI prefixes like "1f"
     return fig
 
 
@@ -209,6 +217,8 @@ def condition_figure(stored_depths, condition, *, depth_marker: int | None = Non
     if depth_marker is not None and depth_marker >= 1:
         fig.add_vline(x=depth_marker, line=dict(color=COLORS["truth"], width=1, dash="dot"))
     fig.update_layout(hovermode="closest")
+    if fig.layout.yaxis.type == "log":
+        fig.update_yaxes(exponentformat="power")  # 10^-15, not SI prefixes like "1f"
     return fig
 
 
@@ -246,7 +256,7 @@ def summary_markdown(*, activation: str, sigma_w: float, sigma_b: float, data_la
     a, b, c = (int(t) for t in limit_depths)
     limit = (f"The recursion approaches **{_fmt(l_mean)}** off the diagonal for the NTK "
              f"(entries {_fmt(l_lo)} to {_fmt(l_hi)}; extrapolated from L = {a:,}, {b:,}, {c:,}; "
-             f"entries still moved by up to {_fmt(limit_change, 2)} between L = {b:,} and {c:,}) "
+             f"entries still moved by up to {_fmt(limit_change)} between L = {b:,} and {c:,}) "
              f"and **{_fmt(r_mean)}** for the NNGP correlation ρ.")
     if abs(1 - l_lo) < closeness and abs(1 - l_hi) < closeness:
         verdict = "This agrees with the claim: Θ̄ approaches the matrix of ones."

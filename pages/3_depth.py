@@ -94,10 +94,10 @@ if kern is not None and cmap is not None and curves is not None:
     chart(fig, {"rho": cmap.rho, "rho_next": cmap.rho_next, "slope": cmap.slope,
                 "cobweb_x": cmap.cobweb_x, "cobweb_y": cmap.cobweb_y},
           [r"\rho' = \frac{\sigma_w^2\,\mathbb{E}[\phi(u)\phi(v)] + \sigma_b^2}{q'},\quad "
-           r"q' = \sigma_w^2\,\mathbb{E}[\phi(u)^2] + \sigma_b^2,\quad "
-           r"\chi_1 = \sigma_w^2\,\mathbb{E}[\phi'(u)^2]",
-           r"(u, v) \sim \mathcal{N}\!\left(0, q\begin{pmatrix}1 & \rho\\ \rho & 1\end{pmatrix}\right),"
-           r"\quad \frac{d\rho'}{d\rho}\Big|_{\rho=1} = \frac{\sigma_w^2\, q\,\mathbb{E}[\phi'(u)^2]}{q'}"],
+           r"q' = \sigma_w^2\,\mathbb{E}[\phi(u)^2] + \sigma_b^2",
+           r"(u, v) \sim \mathcal{N}\!\left(0, q\begin{pmatrix}1 & \rho\\ \rho & 1\end{pmatrix}\right)",
+           r"\chi_1 = \sigma_w^2\,\mathbb{E}[\phi'(u)^2],\quad \frac{d\rho'}{d\rho}\Big|_{\rho=1}"
+           r" = \frac{\sigma_w^2\, q\,\mathbb{E}[\phi'(u)^2]}{q'}"],
           SOURCE_MAP, "depth_correlation_map", where=left,
           caption=(f"Phase: {dfig.PHASE_TEXT[cmap.phase]}. Map taken at variance "
                    f"q = {cmap.variance:.4g} ({cmap.variance_status}); χ₁ = {cmap.chi_1:.4g}, "
@@ -114,8 +114,8 @@ if kern is not None and cmap is not None and curves is not None:
     if rate is not None:
         table["predicted 1-rho"] = rate[thin]
     chart(fig, table,
-          [r"\rho^{(L)} = \frac{\Sigma^{(L)}(x,x')}{\sqrt{\Sigma^{(L)}(x,x)\,\Sigma^{(L)}(x',x')}},"
-           r"\qquad \text{ReLU},\ \sigma_b = 0:\ 1-\rho^{(L)} \sim \frac{9\pi^2}{2L^2}"],
+          [r"\rho^{(L)} = \frac{\Sigma^{(L)}(x,x')}{\sqrt{\Sigma^{(L)}(x,x)\,\Sigma^{(L)}(x',x')}}",
+           r"\text{ReLU},\ \sigma_b = 0:\quad 1-\rho^{(L)} \sim \frac{9\pi^2}{2L^2}"],
           SOURCE_DEPTH, "depth_rho_vs_L", where=right,
           caption=("Inputs: unit vectors in R^d with cosine ρ₀. Values below 10⁻¹⁶ are float64 "
                    "rounding and drawn at 10⁻¹⁶."
@@ -148,8 +148,8 @@ if kern is not None and cmap is not None and curves is not None:
     chart(fig, {"L": kern.depths[thin], "ntk_max": kern.ntk_max_dist[thin],
                 "ntk_mean": kern.ntk_mean_dist[thin], "nngp_max": kern.nngp_max_dist[thin],
                 "nngp_mean": kern.nngp_mean_dist[thin]},
-          r"\max_{i\neq j} \big|1 - \bar\Theta^{(L)}(x_i,x_j)\big|,\quad "
-          r"\operatorname{mean}_{i\neq j} \big|1 - \bar\Theta^{(L)}(x_i,x_j)\big|",
+          [r"\max_{i\neq j} \big|1 - \bar\Theta^{(L)}(x_i,x_j)\big|",
+           r"\operatorname{mean}_{i\neq j} \big|1 - \bar\Theta^{(L)}(x_i,x_j)\big|"],
           SOURCE_DEPTH, "depth_distance_to_ones", where=left,
           caption=(f"Computed off-diagonal limit of Θ̄: {lim_mean:.6f} (entries {lim_lo:.6f} … "
                    f"{lim_hi:.6f}); of ρ: {kern.offdiag(kern.nngp_limit)[1]:.6f}."))
@@ -159,8 +159,8 @@ if kern is not None and cmap is not None and curves is not None:
     chart(fig, {"L": kern.stored_depths, "predictor_change": kern.predictor_change,
                 "predictor_to_final": kern.predictor_to_final,
                 "ntk_mean_dist": kern.ntk_mean_dist[kern.stored_depths]},
-          r"\kappa^{(L)}_x = \bar\Theta^{(L)}(x, X)\,\bar\Theta^{(L)}(X, X)^{-1},\qquad "
-          r"\big\|\kappa^{(L+1)}_x - \kappa^{(L)}_x\big\|_\infty",
+          [r"\kappa^{(L)}_x = \bar\Theta^{(L)}(x, X)\,\bar\Theta^{(L)}(X, X)^{-1}",
+           r"\big\|\kappa^{(L+1)}_x - \kappa^{(L)}_x\big\|_\infty"],
           SOURCE_DEPTH + " Figure 1.", "depth_predictor_change", where=right,
           caption=("Settles (change < 10⁻³ per layer) from L ≈ " + f"{settle:,}." if settle
                    else "The predictor has not settled to 10⁻³ per layer by L_max."))

@@ -150,3 +150,33 @@ def test_home_page_links_to_pages(server, browser):
     assert page.get_by_text("NTK Explorer").first.is_visible()
     assert page.locator("[data-testid='stPageLink']").count() >= 1
     page.context.close()
+
+
+def test_depth_page(server, browser):
+    """Depth page at depth 10,000: no exception, every chart drawn, the depth slider redraws the
+    heatmaps and is bound to the URL."""
+    page = open_page(browser, server + "/depth?L_max=10000&L=10")
+    assert_no_exception(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    assert page.locator(".js-plotly-plot").count() == 7
+    assert page.get_by_text("Claim (seed 002").first.is_visible()
+    heatmap = page.evaluate(
+        "() => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[2].data[0].z)")
+    # streamlit 1.67 draws sliders as react-aria <input type="range">
+    thumb = page.locator("[data-testid='stMain'] [data-testid='stSlider'] input[type='range']").first
+    thumb.focus()
+    for _ in range(6):
+        thumb.press("ArrowRight")
+    wait_for_app(page)
+    page.wait_for_function(
+        "(b) => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[2].data[0].z) !== b",
+        arg=heatmap, timeout=60_000)
+    assert_no_exception(page)
+    from urllib.parse import parse_qs, urlparse
+
+    assert parse_qs(urlparse(page.url).query).get("L", ["10"]) != ["10"]  # bound to the URL
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.set_viewport_size({"width": 1500, "height": 4600})  # the main area scrolls by itself
+    wait_for_app(page)
+    page.screenshot(path=os.path.join(ARTIFACTS, "depth.png"), full_page=True)
+    page.context.close()
