@@ -179,13 +179,13 @@ if theory_now is not None:
         caption = f"Networks drawn at t = {net_time:g} (step {int(run.steps[k_idx]):,})."
     if kernel == "ntk":
         formulas = [
-            r"\mu_t(x) = \Theta(x, X)\,\Theta^{-1}\bigl(I - e^{-\eta\Theta t/n}\bigr)\,Y",
-            r"\Sigma_t(x, x) = K(x, x) + \Theta(x, X)\Theta^{-1}(I - e^{-\eta\Theta t/n})\,K\,"
-            r"(I - e^{-\eta\Theta t/n})\Theta^{-1}\Theta(X, x) - 2\,\Theta(x, X)\Theta^{-1}"
-            r"(I - e^{-\eta\Theta t/n})K(X, x)",
+            r"\mu_t(x) = \Theta(x, X)\,\Theta^{-1}\bigl(I - e^{-\Theta t/n}\bigr)\,Y",
+            r"\Sigma_t(x, x) = K(x, x) + \Theta(x, X)\Theta^{-1}(I - e^{-\Theta t/n})\,K\,"
+            r"(I - e^{-\Theta t/n})\Theta^{-1}\Theta(X, x) - 2\,\Theta(x, X)\Theta^{-1}"
+            r"(I - e^{-\Theta t/n})K(X, x)",
         ]
-        source = (SOURCE_NTKGP + " Time t = learning rate × steps for the loss "
-                  "1/(2n) Σ (f − y)², hence the 1/n.")
+        source = (SOURCE_NTKGP + " Here t = η × steps (η the learning rate) and the loss is "
+                  "1/(2n) Σ (f − y)², so seed 003's ηΘt becomes Θt/n.")
     else:
         formulas = [r"\mu(x) = K(x, X)\,(K + \sigma^2 I)^{-1} Y,\quad "
                     r"\Sigma(x, x) = K(x, x) - K(x, X)(K + \sigma^2 I)^{-1}K(X, x)"]
@@ -224,7 +224,7 @@ if theory_curve is not None:
             data["networks_test_loss"] = net_test
     chart(fig, data,
           [r"\mathcal{L}(t) = \frac{1}{2n}\sum_{i=1}^{n}\bigl(f_t(x_i) - y_i\bigr)^2,\qquad "
-           r"f_t^{\,\mathrm{lin}}(X) - Y = e^{-\eta\Theta t/n}\,(f_0(X) - Y)"],
+           r"f_t^{\,\mathrm{lin}}(X) - Y = e^{-\Theta t/n}\,(f_0(X) - Y)"],
           "seed 003, sec. 4 (gradient flow of the linearised network) and Figs 1-3; the NTK-GP "
           "curve is the loss of its mean; test loss against the noise-free f on the test grid.",
           key="loss",
