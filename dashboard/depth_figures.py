@@ -86,7 +86,8 @@ def rho_vs_depth_figure(depths, rho0, rho, rate=None, rate_label: str = "",
         add_line(fig, depths[idx], _floor(1 - np.asarray(rho)[i, idx]), f"ρ₀ = {r0:g}",
                  color=START_COLORS[i % len(START_COLORS)], style=style)
     if rate is not None:
-        add_line(fig, depths[idx], np.asarray(rate)[idx], rate_label or "predicted rate",
+        shown = idx[np.asarray(rate)[idx] <= 1.0]  # the asymptote means nothing while C/L^2 > 1
+        add_line(fig, depths[shown], np.asarray(rate)[shown], rate_label or "predicted rate",
                  color=style.data_color, dash="dash", style=style)
     fig.update_layout(hovermode="closest")
     if fig.layout.yaxis.type == "log":
@@ -169,8 +170,10 @@ def predictor_change_figure(stored_depths, change, to_final, ntk_mean_dist, *,
     sel = d >= 1
     add_line(fig, d[sel], _floor(np.asarray(change)[sel]), "predictor change L → L+1 (max)",
              color=COLORS["ensemble"], style=style)
-    add_line(fig, d[sel], _floor(np.asarray(to_final)[sel]), "predictor − predictor at L_max (max)",
-             color=COLORS["ensemble"], dash="dash", style=style)
+    before = sel & (d < d.max())  # at L_max itself the difference is 0 by definition
+    add_line(fig, d[before], _floor(np.asarray(to_final)[before]),
+             "predictor − predictor at L_max (max)", color=COLORS["ensemble"], dash="dash",
+             style=style)
     add_line(fig, d[sel], _floor(np.asarray(ntk_mean_dist)[d[sel]]),
              "NTK Θ̄: mean distance to ones", color=COLORS["ntk"], style=style)
     if depth_marker is not None and depth_marker >= 1:
