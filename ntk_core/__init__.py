@@ -5,6 +5,8 @@ Public API (everything else lives in private modules and may change):
     nc.MLP, nc.CNN                        network specifications (NTK parameterization)
     nc.infinite_kernels(spec, x1, x2)     infinite-width NNGP and NTK  (.nngp, .ntk)
     nc.dual_activation(act, a, b, c)      E[phi(u)phi(v)], E[phi'(u)phi'(v)]
+    nc.normalized_kernels_vs_depth(x, act, w, b, L)   normalized NTK/NNGP at every depth (seed 002)
+    nc.correlation_map, nc.correlation_vs_depth       rho -> rho', phase, rho^(L) (Poole et al. 2016)
 """
 from ._spec import ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, NetworkSpec, activation_name
 from ._activations import activation_fn, dual_activation, dual_activation_diag
