@@ -121,7 +121,7 @@ def _minibatch(x, y, key, batch_size):
 def _guard(alive, loss, loss_ref, stopped_at, step):
     """Freeze a network whose loss is no longer finite or has grown by BLOWUP_FACTOR."""
     ok = alive & jnp.isfinite(loss) & (loss <= BLOWUP_FACTOR * (loss_ref + 1.0))
-    return ok, jnp.where(alive & ~ok, step, stopped_at)
+    return ok, jnp.where(alive & ~ok, jnp.asarray(step).astype(stopped_at.dtype), stopped_at)
 
 
 def _generic_steps(spec, lr, batch_size, n_steps, x, y, carry, step0):
