@@ -1,0 +1,122 @@
+"""NTK-GP posterior (seed 003, Theorem 5.1): closed forms, limits, time convention and robustness."""
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+import ntk_core as nc
+from ntk_core import _ntk_gp
+
+SPEC = nc.MLP(depth=2, width=512, w_std=1.5, b_std=0.05, activation="erf")
+
+
+def _data(n=6, m=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (n, 2)), rng.standard_normal(n), rng.uniform(-1, 1, (m, 2))
+
+
+def _kernels(spec, x, xt):
+    kd, kt, kk = nc.infinite_kernels(spec, x), nc.infinite_kernels(spec, xt, x), nc.infinite_kernels(spec, xt)
+    return kd, kt, kk
+
+
+@pytest.mark.parametrize("kernel", ["ntk", "nngp"])
+def test_matches_matrix_exponential_formula(kernel):
+    """Theorem 5.1 written out with scipy's expm and a linear solve, t = 0, 0.7, 5."""
+    x, y, xt = _data()
+    kd, kt, kk = _kernels(SPEC, x, xt)
+    times = [0.0, 0.7, 5.0]
+    post = nc.ntk_gp(SPEC, x, y, xt, t=times, kernel=kernel, diag_reg=0.0)
+    dyn_dd, dyn_td = (kd.ntk, kt.ntk) if kernel == "ntk" else (kd.nngp, kt.nngp)
+    n = len(y)
+    for i, t in enumerate(times):
+        a = dyn_td @ np.linalg.solve(dyn_dd, np.eye(n) - scipy.linalg.expm(-dyn_dd * t / n))
+        cov = kk.nngp + a @ kd.nngp @ a.T - a @ kt.nngp.T - kt.nngp @ a.T
+        np.testing.assert_allclose(post.mean[i], a @ y, atol=1e-10)
+        np.testing.assert_allclose(post.cov[i], cov, atol=1e-10)
+        np.testing.assert_allclose(post.var[i], np.diag(cov), atol=1e-10)
+    assert post.mean.shape == (3, 4) and post.cov.shape == (3, 4, 4) and post.train_loss.shape == (3,)
+
+
+def test_time_zero_is_the_prior_and_time_convention_is_lr_times_steps():
+    x, y, xt = _data()
+    kd, kt, kk = _kernels(SPEC, x, xt)
+    post0 = nc.ntk_gp(SPEC, x, y, xt, t=0.0)
+    np.testing.assert_allclose(post0.mean, 0.0, atol=1e-14)
+    np.testing.assert_allclose(post0.cov, kk.nngp, rtol=1e-12)
+    # discrete gradient descent on the kernel model with the loss 1/(2n) sum (f - y)^2:
+    # f_train <- f_train - lr/n Theta (f_train - y); small lr, t = lr * steps
+    lr, steps, n = 0.01, 500, len(y)
+    f_train, f_test = np.zeros(n), np.zeros(len(xt))
+    for _ in range(steps):
+        r = f_train - y
+        f_train, f_test = f_train - lr / n * kd.ntk @ r, f_test - lr / n * kt.ntk @ r
+    post = nc.ntk_gp(SPEC, x, y, xt, t=lr * steps, diag_reg=0.0)
+    np.testing.assert_allclose(post.mean, f_test, atol=2e-3 * np.abs(f_test).max())
+    np.testing.assert_allclose(post.mean_train, f_train, atol=2e-3 * np.abs(f_train).max())
+
+
+def test_infinite_time_interpolates_and_nngp_is_the_gp_posterior():
+    x, y, xt = _data()
+    kd, kt, kk = _kernels(SPEC, x, xt)
+    post = nc.ntk_gp(SPEC, x, y, xt, t=np.inf, diag_reg=1e-10, y_test=np.zeros(4))
+    np.testing.assert_allclose(post.mean_train, y, atol=1e-6)
+    assert post.train_loss < 1e-12 and post.test_loss > 0
+    np.testing.assert_allclose(post.var_train, 0.0, atol=1e-6)
+    gp = nc.ntk_gp(SPEC, x, y, xt, t=np.inf, kernel="nngp", diag_reg=1e-4)
+    k_noisy = kd.nngp + gp.reg * np.eye(len(y))
+    np.testing.assert_allclose(gp.reg, 1e-4 * np.mean(np.diag(kd.nngp)))
+    np.testing.assert_allclose(gp.mean, kt.nngp @ np.linalg.solve(k_noisy, y), atol=1e-10)
+    np.testing.assert_allclose(gp.cov, kk.nngp - kt.nngp @ np.linalg.solve(k_noisy, kt.nngp.T), atol=1e-10)
+    # t = inf is the limit of large t
+    late = nc.ntk_gp(SPEC, x, y, xt, t=1e9, diag_reg=1e-10)
+    np.testing.assert_allclose(late.mean, post.mean, atol=1e-8)
+
+
+def test_losses_fall_over_time_and_expected_loss_adds_the_variance():
+    x, y, xt = _data()
+    t = np.geomspace(1e-2, 1e4, 30)
+    post = nc.ntk_gp(SPEC, x, y, xt, t=t, y_test=np.sin(xt[:, 0]))
+    assert np.all(np.diff(post.train_loss) <= 1e-12)
+    np.testing.assert_allclose(post.expected_train_loss, post.train_loss + 0.5 * post.var_train.mean(axis=1))
+    np.testing.assert_allclose(post.expected_test_loss, post.test_loss + 0.5 * post.var.mean(axis=1))
+
+
+def test_scalar_t_drops_the_time_axis_and_float32_inputs_work():
+    x, y, xt = _data()
+    post = nc.ntk_gp(SPEC, x.astype(np.float32), y.astype(np.float32)[:, None], xt.astype(np.float32), t=2.0)
+    assert post.mean.shape == (4,) and post.cov.shape == (4, 4) and np.ndim(post.train_loss) == 0
+    ref = nc.ntk_gp(SPEC, x, y, xt, t=2.0)
+    np.testing.assert_allclose(post.mean, ref.mean, rtol=1e-4, atol=1e-5)
+
+
+def test_singular_and_ill_conditioned_kernels_warn_and_stay_finite():
+    x, y, xt = _data()
+    xd, yd = np.concatenate([x, x[:2]]), np.concatenate([y, y[:2] + 0.5])    # duplicates, clashing labels
+    for reg in (0.0, 1e-4):
+        post = nc.ntk_gp(SPEC, xd, yd, xt, t=[1.0, np.inf], diag_reg=reg)
+        assert post.warning and "singular" in post.warning
+        assert all(np.all(np.isfinite(a)) for a in (post.mean, post.cov, post.var, post.train_loss))
+    assert nc.ntk_gp(SPEC, x, y, xt, t=1.0).warning is None
+    # ordered phase: with depth every entry of the kernel approaches the same constant
+    deep = nc.MLP(depth=1000, width=1, w_std=1.0, b_std=0.5, activation="erf")
+    post = nc.ntk_gp(deep, x, y, xt, t=[1.0, np.inf])
+    assert post.warning is not None and post.condition_number > 1e12
+    assert np.all(np.isfinite(post.mean)) and np.all(np.isfinite(post.cov))
+
+
+def test_invalid_arguments_name_the_field():
+    x, y, xt = _data()
+    for kwargs, field in [(dict(kernel="rbf"), "kernel"), (dict(t=-1.0), "t must be"), (dict(t=[]), "t must"),
+                          (dict(diag_reg=-1), "diag_reg"), (dict(y_test=np.zeros(3)), "y_test"),
+                          (dict(fx_train_0=np.zeros(6)), "fx_train_0 and fx_test_0")]:
+        with pytest.raises(ValueError, match=field):
+            nc.ntk_gp(SPEC, x, y, xt, **kwargs)
+    with pytest.raises(ValueError, match="y_train"):
+        nc.ntk_gp(SPEC, x, y[:2], xt)
+    with pytest.raises(ValueError, match="x_train has .* more than the limit"):
+        nc.ntk_gp(SPEC, np.zeros((_ntk_gp.MAX_TRAIN + 1, 2)), np.zeros(_ntk_gp.MAX_TRAIN + 1), xt)
+    with pytest.raises(ValueError, match="compute_cov"):
+        nc.ntk_gp(SPEC, x, y, np.zeros((3000, 2)), t=np.arange(10.0))
+    assert nc.ntk_gp(SPEC, x, y, np.zeros((3000, 2)), t=np.arange(10.0), compute_cov=False).cov is None
