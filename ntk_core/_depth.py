@@ -51,7 +51,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._activations import activation_fn, dual_activation, dual_activation_diag
+from ._activations import (_elementwise_grad, _hermite_coefficients, activation_fn, dual_activation,
+                           dual_activation_diag, is_closed_form)
 from ._spec import ACTIVATIONS, LEAKY_RELU_SLOPE, ActivationLike, activation_name
 
 # Size limits (enforced here; the page uses smaller ones).
@@ -129,6 +130,34 @@ def _value_and_slope_at_zero(activation):
         return float(f(zero)), float(jax.grad(lambda t: f(t))(zero))
 
 
+def _mehler(coef_a, coef_b, rho):
+    """sum_k rho^k c_k(a) c_k(b) (Horner, fori_loop); coef (..., K+1) broadcast against rho."""
+    ca, cb = jnp.moveaxis(coef_a, -1, 0), jnp.moveaxis(coef_b, -1, 0)
+    last = ca.shape[0] - 1
+    acc = jnp.broadcast_to(ca[last] * cb[last],
+                           jnp.broadcast_shapes(ca.shape[1:], cb.shape[1:], rho.shape))
+    return jax.lax.fori_loop(0, last, lambda i, a: a * rho + ca[last - 1 - i] * cb[last - 1 - i], acc)
+
+
+def _dual_any(activation, qa, qb, c):
+    """dual_activation with qa, qb broadcast against c for every activation: closed forms
+    directly, the others by the Mehler series of _activations (Hermite coefficients by
+    Gauss-Hermite quadrature), computed once when qa is qb (one shared variance)."""
+    if is_closed_form(activation):
+        return dual_activation(activation, qa, qb, c)
+    f = activation_fn(activation)
+    df = _elementwise_grad(f)
+    rho = jnp.clip(c / (jnp.sqrt(qa) * jnp.sqrt(qb)), -1.0, 1.0)
+    ca, _ = _hermite_coefficients(f, qa)
+    da, _ = _hermite_coefficients(df, qa)
+    if qb is qa:
+        cb, db = ca, da
+    else:
+        cb, _ = _hermite_coefficients(f, qb)
+        db, _ = _hermite_coefficients(df, qb)
+    return _mehler(ca, cb, rho), _mehler(da, db, rho)
+
+
 def _dual(activation, qa, qb, c):
     """dual_activation with the two limits used at extreme variances (module doc):
 
@@ -140,8 +169,9 @@ def _dual(activation, qa, qb, c):
         return dual_activation(activation, qa, qb, c)
     lo = Q_LINEAR
     hi = RELU_LIMIT_VARIANCE.get(activation, Q_MAX) if isinstance(activation, str) else Q_MAX
-    sa, sb = jnp.clip(qa, lo, hi), jnp.clip(qb, lo, hi)  # keeps the unused branches finite
-    v, vd = dual_activation(activation, sa, sb, c * jnp.sqrt(sa / qa) * jnp.sqrt(sb / qb))
+    sa = jnp.clip(qa, lo, hi)  # keeps the unused branches finite
+    sb = sa if qb is qa else jnp.clip(qb, lo, hi)
+    v, vd = _dual_any(activation, sa, sb, c * jnp.sqrt(sa / qa) * jnp.sqrt(sb / qb))
     f0, d0 = _value_and_slope_at_zero(activation)
     small = jnp.maximum(qa, qb) < lo
     v = jnp.where(small, f0 * f0 + d0 * d0 * c, v)
@@ -192,7 +222,7 @@ def _pair_step(activation, w2, b2, old_i, old_j, new_i, new_j, rho, tbar):
     (lq_i, u_i), (lq_j, u_j) = old_i, old_j
     (lqn_i, un_i, r_i), (lqn_j, un_j, r_j) = new_i, new_j
     qc_i, _ = _clipped(lq_i, activation)
-    qc_j, _ = _clipped(lq_j, activation)
+    qc_j = qc_i if lq_j is lq_i else _clipped(lq_j, activation)[0]  # one shared variance
     root = jnp.sqrt(qc_i) * jnp.sqrt(qc_j)  # the product underflows below q ~ 1e-154
     v, v_dot = _dual(activation, qc_i, qc_j, rho * root)
     bias = b2 * jnp.exp(-0.5 * jnp.clip(lqn_i + lqn_j, -1400.0, None))

@@ -163,6 +163,7 @@ def _reference_entries():
     return ref["fc_inputs"]["x1"], ref["fc"]
 
 
+@pytest.mark.slow
 def test_normalized_kernels_match_reference():
     """Normalized NNGP and NTK at depth n_hidden (L = 1: one hidden layer + readout) equal the
     normalized Neural Tangents kernels; x1 is not on a sphere (per-point variances)."""
@@ -179,6 +180,7 @@ def test_normalized_kernels_match_reference():
     assert checked == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("activation,w_std,b_std", [("relu", 1.5, 0.1), ("tanh", 1.2, 0.2)])
 def test_sphere_path_matches_direct_recursion(activation, w_std, b_std):
     """Data on the sphere uses one shared variance; compare to nc.infinite_kernels at several
