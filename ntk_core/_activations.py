@@ -91,12 +91,20 @@ def _acos(x):
 # --------------------------------------------------------------------------------------------
 # Closed-form dual kernels
 # --------------------------------------------------------------------------------------------
+# |rho| within this many ulps of 1 is taken as exactly +-1: the rounding of c and sqrt(ab) alone
+# moves rho that far from 1 for identical inputs, and arccos near 1 would amplify it to sqrt(ulp).
+_RHO_SNAP_ULPS = 8
+
+
 def _correlation(a, b, c):
-    """rho = c / sqrt(a b), clipped to [-1, 1]; 0 where a variance is 0; and sqrt(a b)."""
+    """rho = c / sqrt(a b), clipped to [-1, 1] (and snapped to +-1 within a few ulps); 0 where a
+    variance is 0; and sqrt(a b)."""
     ab = a * b
     root = jnp.sqrt(ab)
     safe = jnp.where(ab > 0, root, 1.0)
     rho = jnp.where(ab > 0, jnp.clip(c / safe, -1.0, 1.0), 0.0)
+    snap = 1.0 - _RHO_SNAP_ULPS * float(jnp.finfo(rho.dtype).eps)
+    rho = jnp.where(jnp.abs(rho) >= snap, jnp.sign(rho), rho)
     return rho, root
 
 
@@ -221,29 +229,35 @@ def _elementwise_grad(f):
 
 
 def _mehler_sum(coef1, coef2, rho):
-    """sum_k rho^k c_k(a) c_k(b) by Horner's rule: coef1 (..., K+1) broadcast against coef2."""
-    n_terms = coef1.shape[-1]
-    acc = coef1[..., n_terms - 1] * coef2[..., n_terms - 1]
-    for k in range(n_terms - 2, -1, -1):
-        acc = acc * rho + coef1[..., k] * coef2[..., k]
-    return acc
+    """sum_k rho^k c_k(a) c_k(b) by Horner's rule; coef1, coef2 (..., K+1) broadcast with rho."""
+    c1 = jnp.moveaxis(coef1, -1, 0)
+    c2 = jnp.moveaxis(coef2, -1, 0)
+    last = c1.shape[0] - 1
+
+    def body(i, acc):
+        k = last - 1 - i
+        return acc * rho + c1[k] * c2[k]
+
+    acc = jnp.broadcast_to(c1[last] * c2[last], jnp.broadcast_shapes(c1.shape[1:], c2.shape[1:], rho.shape))
+    return jax.lax.fori_loop(0, last, body, acc)
 
 
 def hermite_dual(f, var1, var2, cov):
     """Dual kernels of an arbitrary elementwise f through Mehler's formula
         E[f(u) f(v)] = sum_k rho^k c_k(a) c_k(b),   rho = c / sqrt(ab),
-    with c_k from 1-D Gauss-Hermite quadrature; var1 (n1,), var2 (n2,), cov (n1, n2).
+    with c_k from 1-D Gauss-Hermite quadrature (HERMITE_NODES nodes, HERMITE_TERMS terms).
+    var1 and var2 broadcast against cov (e.g. var1[:, None], var2[None, :]).
 
-    Returns (V, V_dot, bound): by Cauchy-Schwarz the truncation error of each entry is at most
-    sqrt(tail(a) tail(b)) (`bound`, the max over V and V_dot), tail = E[f^2] - sum_k c_k^2."""
+    Returns (V, V_dot, bound): by Cauchy-Schwarz the truncation error of every entry is at most
+    sqrt(tail(a) tail(b)) (`bound`, the max over V and V_dot), tail = E[f^2] - sum_k c_k^2 >= 0."""
     df = _elementwise_grad(f)
-    rho, _ = _correlation(var1[:, None], var2[None, :], cov)
+    rho, _ = _correlation(var1, var2, cov)
     c1, t1 = _hermite_coefficients(f, var1)
     c2, t2 = _hermite_coefficients(f, var2)
     d1, s1 = _hermite_coefficients(df, var1)
     d2, s2 = _hermite_coefficients(df, var2)
-    v = _mehler_sum(c1[:, None, :], c2[None, :, :], rho)
-    v_dot = _mehler_sum(d1[:, None, :], d2[None, :, :], rho)
+    v = _mehler_sum(c1, c2, rho)
+    v_dot = _mehler_sum(d1, d2, rho)
     bound = jnp.maximum(jnp.sqrt(jnp.max(t1) * jnp.max(t2)), jnp.sqrt(jnp.max(s1) * jnp.max(s2)))
     return v, v_dot, bound
 
@@ -266,18 +280,25 @@ def is_closed_form(activation: ActivationLike) -> bool:
 
 
 def dual_activation(activation: ActivationLike, var1, var2, cov):
-    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[var1, cov], [cov, var2]]).
-
-    Closed-form activations broadcast elementwise over var1, var2 and cov. Other activations use
-    `hermite_dual` and need var1 (n1,), var2 (n2,), cov (n1, n2)."""
-    if is_closed_form(activation):
-        return _CLOSED_FORM[activation](var1, var2, cov)
-    v, v_dot, _ = hermite_dual(activation_fn(activation), var1, var2, cov)
+    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[var1, cov], [cov, var2]]),
+    elementwise; var1 and var2 broadcast against cov."""
+    v, v_dot, _ = dual_activation_with_bound(activation, var1, var2, cov)
     return v, v_dot
+
+
+def dual_activation_with_bound(activation: ActivationLike, var1, var2, cov):
+    """`dual_activation` plus a bound on its error: 0 for closed forms, the Hermite truncation
+    bound of `hermite_dual` otherwise."""
+    var1, var2, cov = jnp.asarray(var1), jnp.asarray(var2), jnp.asarray(cov)
+    if is_closed_form(activation):
+        v, v_dot = _CLOSED_FORM[activation](var1, var2, cov)
+        return v, v_dot, jnp.zeros((), v.dtype)
+    return hermite_dual(activation_fn(activation), var1, var2, cov)
 
 
 def dual_activation_diag(activation: ActivationLike, var):
     """(E[phi(u)^2], E[phi'(u)^2]) for u ~ N(0, var), elementwise over var."""
+    var = jnp.asarray(var)
     if is_closed_form(activation):
         return _CLOSED_FORM[activation](var, var, var)
     return hermite_dual_diag(activation_fn(activation), var)

@@ -1,0 +1,534 @@
+"""Exact infinite-width NNGP (Sigma) and NTK (Theta) of fully connected and convolutional networks.
+
+Fully connected (Lee et al. 2018; Jacot et al. 2018; conventions of ../shared/reference/README.md):
+
+    Sigma^0(x,x') = w^2 x.x'/d + b^2,                  Theta^0 = Sigma^0
+    Sigma^l       = w^2 E[phi(u) phi(v)] + b^2,          (u, v) ~ N(0, Sigma^{l-1} on {x, x'})
+    Theta^l       = Sigma^l + w^2 E[phi'(u) phi'(v)] Theta^{l-1}
+    nngp = Sigma^depth, ntk = Theta^depth
+
+Convolutional (Arora et al. 2019, CNTK): the same recursion on every pair of pixel positions (p, q),
+followed by the 3x3 "patch average" A[K](p, q) = (1/9) sum_{d in 3x3} K(p+d, q+d) (zero padding);
+`flatten` averages the pixel diagonal K(p, p), `gap` averages all pairs (p, q).
+
+Work is done in tiles of the output so memory stays bounded; for x2 = None only the upper
+triangle of tiles is computed and mirrored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._activations import dual_activation_diag, dual_activation_with_bound
+from ._spec import CNN, MLP, NetworkSpec
+
+# Scratch memory a single compiled tile call may use (intermediates, not the output).
+TILE_MEMORY_BYTES = 256 * 2**20
+# Live arrays of tile size inside the recursion (measured upper bound; used to size tiles).
+_LIVE_ARRAYS = 12
+MAX_GAP_PIXELS = 1024  # (H W)^2 entries per image pair make larger images impractical for `gap`
+
+
+class KernelSizeError(ValueError):
+    """The requested kernel does not fit in memory (raised before anything large is allocated)."""
+
+
+class KernelOverflowError(FloatingPointError):
+    """The kernel leaves the floating point range at some layer."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernels:
+    """Infinite-width kernels: `nngp` (Sigma) and `ntk` (Theta), numpy arrays of shape (n1, n2).
+
+    `dual_error_bound` is 0 for closed-form activations; otherwise the largest per-layer bound on
+    the truncation error of the Hermite series (see `_activations.hermite_dual`)."""
+
+    nngp: np.ndarray
+    ntk: np.ndarray
+    dual_error_bound: float = 0.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Input handling
+# ----------------------------------------------------------------------------------------------
+def _working_dtype(*arrays):
+    x64 = jax.config.jax_enable_x64
+    if x64 and any(np.asarray(a).dtype == np.float64 for a in arrays if a is not None):
+        return np.float64
+    return np.float32
+
+
+def _as_input(x, rank: int, name: str, dtype):
+    try:
+        arr = np.asarray(x)
+    except Exception as e:  # ragged lists and the like
+        raise ValueError(f"{name} must be a numeric array: {e}") from None
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != rank:
+        shape = "(n, d)" if rank == 2 else "(n, H, W, C)"
+        raise ValueError(f"{name} must have rank {rank} {shape}, got shape {arr.shape}")
+    if arr.shape[0] < 1 or any(s < 1 for s in arr.shape[1:]):
+        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def _available_memory_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
+def _check_output_fits(n1: int, n2: int, itemsize: int):
+    need = 2 * n1 * n2 * itemsize  # nngp and ntk
+    avail = _available_memory_bytes()
+    if need + TILE_MEMORY_BYTES > 0.9 * avail:
+        raise KernelSizeError(
+            f"kernels of shape ({n1}, {n2}) need {need / 2**30:.1f} GiB for the two outputs, but only "
+            f"{avail / 2**30:.1f} GiB of memory is available; use fewer points"
+        )
+
+
+def _overflow_message(spec, layer: int, dtype) -> str:
+    return (
+        f"the kernel leaves the {np.dtype(dtype).name} range at layer {layer} of {spec.depth} "
+        f"(w_std={spec.w_std}, b_std={spec.b_std}, activation={spec.activation!r}); "
+        "lower w_std or the depth"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Diagonal pass: per-layer variances Sigma^l(x, x) and Theta^l(x, x) (cheap, O(n depth))
+# ----------------------------------------------------------------------------------------------
+def _diag_step(activation, w2, b2):
+    def step(carry, _):
+        var, theta = carry
+        v, v_dot = dual_activation_diag(activation, var)
+        new_var = w2 * v + b2
+        new_theta = new_var + w2 * v_dot * theta
+        return (new_var, new_theta), var
+
+    return step
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "depth"))
+def _mlp_diagonal(x, w2, b2, *, activation, depth):
+    """Returns per-layer variances (depth + 1, n) and the final (Sigma, Theta) diagonals."""
+    var0 = w2 * jnp.sum(x * x, axis=1) / x.shape[1] + b2
+    (var, theta), history = jax.lax.scan(
+        _diag_step(activation, w2, b2), (var0, var0), None, length=depth
+    )
+    return jnp.concatenate([history, var[None]], axis=0), var, theta
+
+
+def _first_nonfinite_layer(history):
+    bad = ~np.all(np.isfinite(np.asarray(history)).reshape(history.shape[0], -1), axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+# ----------------------------------------------------------------------------------------------
+# Fully connected: one tile of the output
+# ----------------------------------------------------------------------------------------------
+def _mlp_tile(xa, xb, va, vb, w2, b2, activation, depth):
+    """Sigma, Theta and the dual error bound on a tile: xa (Ta, d), xb (Tb, d), per-layer
+    variances va (depth + 1, Ta), vb (depth + 1, Tb)."""
+    sigma = w2 * (xa @ xb.T) / xa.shape[1] + b2
+    theta = sigma
+    bound = jnp.zeros((), sigma.dtype)
+    for layer in range(depth):
+        v, v_dot, err = _dual_with_bound(activation, va[layer][:, None], vb[layer][None, :], sigma)
+        sigma = w2 * v + b2
+        theta = sigma + w2 * v_dot * theta
+        bound = jnp.maximum(bound, err)
+    return sigma, theta, bound
+
+
+def _mlp_tile_scan(xa, xb, va, vb, w2, b2, activation, depth):
+    """Same as `_mlp_tile` for deep nets: a lax.scan keeps compile time flat in depth."""
+    sigma0 = w2 * (xa @ xb.T) / xa.shape[1] + b2
+
+    def step(carry, layer_vars):
+        sigma, theta, bound = carry
+        a, b = layer_vars
+        v, v_dot, err = _dual_with_bound(activation, a[:, None], b[None, :], sigma)
+        sigma = w2 * v + b2
+        return (sigma, sigma + w2 * v_dot * theta, jnp.maximum(bound, err)), None
+
+    init = (sigma0, sigma0, jnp.zeros((), sigma0.dtype))
+    (sigma, theta, bound), _ = jax.lax.scan(step, init, (va[:depth], vb[:depth]))
+    return sigma, theta, bound
+
+
+_dual_with_bound = dual_activation_with_bound
+
+
+UNROLL_MAX_DEPTH = 24
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "depth"))
+def _mlp_tiles(xa, xb, va, vb, w2, b2, *, activation, depth):
+    tile = _mlp_tile if depth <= UNROLL_MAX_DEPTH else _mlp_tile_scan
+    f = functools.partial(tile, w2=w2, b2=b2, activation=activation, depth=depth)
+    return jax.vmap(f)(xa, xb, va, vb)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tiling
+# ----------------------------------------------------------------------------------------------
+def _tile_plan(n1, n2, symmetric, entry_cost, itemsize):
+    """Tile edge T and the list of (row tile, column tile) pairs to compute, plus the number of
+    pairs per compiled call."""
+    budget_entries = max(TILE_MEMORY_BYTES // (_LIVE_ARRAYS * itemsize * entry_cost), 64 * 64)
+    n = max(n1, n2)
+    tile = min(_round_up(n, 8), 256 if symmetric else 512)
+    tile = min(tile, max(8, int(math.isqrt(budget_entries)) // 8 * 8))
+    t1, t2 = -(-n1 // tile), -(-n2 // tile)
+    if symmetric:
+        pairs = [(i, j) for i in range(t1) for j in range(i, t1)]
+    else:
+        pairs = [(i, j) for i in range(t1) for j in range(t2)]
+    per_call = max(1, min(len(pairs), budget_entries // (tile * tile)))
+    return tile, pairs, per_call
+
+
+def _round_up(n, m):
+    return -(-n // m) * m
+
+
+def _pad_rows(a, rows, axis=0):
+    pad = rows - a.shape[axis]
+    if pad == 0:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, pad)
+    return np.pad(a, widths)
+
+
+def _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tile, pairs, per_call, dtype):
+    """Evaluates `compute(a_tiles, b_tiles) -> (nngp, ntk, bound)` over batches of tile pairs and
+    assembles the (n1, n2) outputs. rows_a / rows_b: tuples of arrays indexed by row, padded to a
+    whole number of tiles."""
+    nngp = np.empty((n1, n2), dtype)
+    ntk = np.empty((n1, n2), dtype)
+    bound = 0.0
+
+    def gather(rows, idx):
+        return tuple(
+            np.stack([r.reshape((-1, tile) + r.shape[1:])[k] for k in idx]) if r.ndim >= 1 else r
+            for r in rows
+        )
+
+    for start in range(0, len(pairs), per_call):
+        batch = pairs[start : start + per_call]
+        padded = batch + [batch[-1]] * (per_call - len(batch))  # keep one compiled shape
+        a = gather(rows_a, [i for i, _ in padded])
+        b = gather(rows_b, [j for _, j in padded])
+        s, t, err = compute(a, b)
+        s, t = np.asarray(s), np.asarray(t)
+        bound = max(bound, float(np.max(err)))
+        for k, (i, j) in enumerate(batch):
+            r0, c0 = i * tile, j * tile
+            r1, c1 = min(r0 + tile, n1), min(c0 + tile, n2)
+            nngp[r0:r1, c0:c1] = s[k, : r1 - r0, : c1 - c0]
+            ntk[r0:r1, c0:c1] = t[k, : r1 - r0, : c1 - c0]
+            if symmetric and i != j:
+                nngp[c0:c1, r0:r1] = s[k, : r1 - r0, : c1 - c0].T
+                ntk[c0:c1, r0:r1] = t[k, : r1 - r0, : c1 - c0].T
+    return nngp, ntk, bound
+
+
+def _check_finite(spec, nngp, ntk, dtype):
+    if not (np.all(np.isfinite(nngp)) and np.all(np.isfinite(ntk))):
+        raise KernelOverflowError(_overflow_message(spec, spec.depth, dtype))
+
+
+# ----------------------------------------------------------------------------------------------
+# Fully connected driver
+# ----------------------------------------------------------------------------------------------
+def _mlp_kernels(spec: MLP, x1, x2, engine):
+    dtype = _working_dtype(x1, x2)
+    symmetric = x2 is None
+    x1 = _as_input(x1, 2, "x1", dtype)
+    x2 = x1 if symmetric else _as_input(x2, 2, "x2", dtype)
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"x1 and x2 must have the same feature dimension, got {x1.shape} and {x2.shape}")
+    n1, n2 = x1.shape[0], x2.shape[0]
+    _check_output_fits(n1, n2, np.dtype(dtype).itemsize)
+    w2, b2 = dtype(spec.w_std**2), dtype(spec.b_std**2)
+    act, depth = spec.activation, spec.depth
+
+    hist1, var1, th1 = _mlp_diagonal(x1, w2, b2, activation=act, depth=depth)
+    hist2, var2, th2 = (hist1, var1, th1) if symmetric else _mlp_diagonal(x2, w2, b2, activation=act, depth=depth)
+    for h, th in ((hist1, th1), (hist2, th2)):
+        layer = _first_nonfinite_layer(h)
+        if layer is not None or not np.all(np.isfinite(np.asarray(th))):
+            raise KernelOverflowError(_overflow_message(spec, depth if layer is None else layer, dtype))
+
+    if engine == "numba":
+        nngp, ntk = _mlp_kernels_numba(x1, x2, hist1, hist2, w2, b2, act, symmetric, dtype)
+        _check_finite(spec, nngp, ntk, dtype)
+        return Kernels(nngp=nngp, ntk=ntk)
+
+    entry_cost = 1 if isinstance(act, str) and act in ("relu", "erf", "identity", "abs", "leaky_relu", "sin", "gelu") else 4
+    tile, pairs, per_call = _tile_plan(n1, n2, symmetric, entry_cost, np.dtype(dtype).itemsize)
+    t1, t2 = -(-n1 // tile), -(-n2 // tile)
+    rows_a = (_pad_rows(x1, t1 * tile), _pad_rows(np.asarray(hist1).T, t1 * tile))
+    rows_b = rows_a if symmetric else (_pad_rows(x2, t2 * tile), _pad_rows(np.asarray(hist2).T, t2 * tile))
+
+    def compute(a, b):
+        xa, va = a
+        xb, vb = b
+        return _mlp_tiles(
+            xa, xb, np.swapaxes(va, 1, 2), np.swapaxes(vb, 1, 2), w2, b2, activation=act, depth=depth
+        )
+
+    nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tile, pairs, per_call, dtype)
+    _check_finite(spec, nngp, ntk, dtype)
+    return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolutional (CNTK)
+# ----------------------------------------------------------------------------------------------
+def _patch_average_2d(k):
+    """(1/9) sum over the 3x3 neighbourhood with zero padding, on the last two axes (H, W)."""
+    h, w = k.shape[-2:]
+    pad = [(0, 0)] * (k.ndim - 2) + [(1, 1), (1, 1)]
+    kp = jnp.pad(k, pad)
+    out = sum(kp[..., dh : dh + h, dw : dw + w] for dh in range(3) for dw in range(3))
+    return out * (1.0 / 9.0)
+
+
+def _patch_average_4d(k):
+    """A[K](p, q) = (1/9) sum_d K(p + d, q + d) for K of shape (..., H, W, H, W), zero padding."""
+    h, w = k.shape[-4], k.shape[-3]
+    pad = [(0, 0)] * (k.ndim - 4) + [(1, 1)] * 4
+    kp = jnp.pad(k, pad)
+    out = sum(
+        kp[..., dh : dh + h, dw : dw + w, dh : dh + h, dw : dw + w] for dh in range(3) for dw in range(3)
+    )
+    return out * (1.0 / 9.0)
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "depth"))
+def _cnn_diagonal(x, w2, b2, *, activation, depth):
+    """Per-layer pixel variances (depth + 1, n, H, W) and the pixel-diagonal NTK (n, H, W)."""
+    var = w2 * _patch_average_2d(jnp.mean(x * x, axis=-1)) + b2
+    theta = var
+    history = [var]
+    for _ in range(depth):
+        v, v_dot = dual_activation_diag(activation, var)
+        theta = w2 * _patch_average_2d(v + v_dot * theta) + b2
+        var = w2 * _patch_average_2d(v) + b2
+        history.append(var)
+    return jnp.stack(history), theta
+
+
+def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout):
+    """CNTK of one image pair. xa, xb: (H, W, C); va, vb: per-layer variances (depth + 1, H, W)."""
+    c = xa.shape[-1]
+    diagonal = readout == "flatten"
+    bound = jnp.zeros((), xa.dtype)
+    if diagonal:
+        raw = jnp.sum(xa * xb, axis=-1) / c  # (H, W)
+        average = _patch_average_2d
+        bcast = lambda a, b: (a, b)  # noqa: E731
+    else:
+        raw = jnp.einsum("pqc,rsc->pqrs", xa, xb) / c  # (H, W, H, W)
+        average = _patch_average_4d
+        bcast = lambda a, b: (a[:, :, None, None], b[None, None, :, :])  # noqa: E731
+
+    if depth == 0:
+        feat_sigma = raw
+        feat_theta = raw
+    else:
+        sigma = w2 * average(raw) + b2
+        theta = sigma
+        for layer in range(depth):
+            a, b = bcast(va[layer], vb[layer])
+            v, v_dot, err = _dual_with_bound(activation, a, b, sigma)
+            bound = jnp.maximum(bound, err)
+            if layer < depth - 1:
+                theta = w2 * average(v + v_dot * theta) + b2
+                sigma = w2 * average(v) + b2
+            else:
+                feat_sigma, feat_theta = v, v + v_dot * theta
+    nngp = w2 * jnp.mean(feat_sigma) + b2
+    ntk = w2 * jnp.mean(feat_theta) + b2
+    return nngp, ntk, bound
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "depth", "readout"))
+def _cnn_pairs(xa, xb, va, vb, w2, b2, *, activation, depth, readout):
+    f = functools.partial(_cnn_pair, w2=w2, b2=b2, activation=activation, depth=depth, readout=readout)
+    return jax.vmap(f)(xa, xb, va, vb)
+
+
+def _cnn_kernels(spec: CNN, x1, x2, engine):
+    dtype = _working_dtype(x1, x2)
+    symmetric = x2 is None
+    x1 = _as_input(x1, 4, "x1", dtype)
+    x2 = x1 if symmetric else _as_input(x2, 4, "x2", dtype)
+    if x1.shape[1:] != x2.shape[1:]:
+        raise ValueError(f"x1 and x2 must have the same image shape, got {x1.shape[1:]} and {x2.shape[1:]}")
+    n1, n2 = x1.shape[0], x2.shape[0]
+    h, w = x1.shape[1:3]
+    if spec.readout == "gap" and h * w > MAX_GAP_PIXELS:
+        raise KernelSizeError(
+            f"readout='gap' needs all (H W)^2 pixel pairs per image pair; images of {h}x{w} exceed "
+            f"the limit of {MAX_GAP_PIXELS} pixels (use smaller images or readout='flatten')"
+        )
+    _check_output_fits(n1, n2, np.dtype(dtype).itemsize)
+    w2, b2 = dtype(spec.w_std**2), dtype(spec.b_std**2)
+    act, depth = spec.activation, spec.depth
+
+    hist1, th1 = _cnn_diagonal(x1, w2, b2, activation=act, depth=depth)
+    hist2, th2 = (hist1, th1) if symmetric else _cnn_diagonal(x2, w2, b2, activation=act, depth=depth)
+    for hh, th in ((hist1, th1), (hist2, th2)):
+        layer = _first_nonfinite_layer(hh)
+        if layer is not None or not np.all(np.isfinite(np.asarray(th))):
+            raise KernelOverflowError(_overflow_message(spec, depth if layer is None else layer, dtype))
+    hist1 = np.moveaxis(np.asarray(hist1), 1, 0)  # (n, depth + 1, H, W)
+    hist2 = np.moveaxis(np.asarray(hist2), 1, 0)
+
+    if symmetric:
+        ii, jj = np.triu_indices(n1)
+    else:
+        ii, jj = (g.ravel() for g in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
+
+    if engine == "numba" and depth > 0:
+        nngp, ntk = _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, spec.readout, dtype, n1, n2, symmetric)
+        _check_finite(spec, nngp, ntk, dtype)
+        return Kernels(nngp=nngp, ntk=ntk)
+
+    per_pair = h * w if spec.readout == "flatten" else (h * w) ** 2
+    budget = max(1, TILE_MEMORY_BYTES // (_LIVE_ARRAYS * np.dtype(dtype).itemsize * per_pair))
+    per_call = int(min(len(ii), budget))
+    nngp = np.empty((n1, n2), dtype)
+    ntk = np.empty((n1, n2), dtype)
+    bound = 0.0
+    for start in range(0, len(ii), per_call):
+        i, j = ii[start : start + per_call], jj[start : start + per_call]
+        pad = per_call - len(i)
+        ip, jp = np.concatenate([i, np.full(pad, i[-1])]), np.concatenate([j, np.full(pad, j[-1])])
+        s, t, err = _cnn_pairs(
+            x1[ip], x2[jp], hist1[ip], hist2[jp], w2, b2, activation=act, depth=depth, readout=spec.readout
+        )
+        s, t = np.asarray(s)[: len(i)], np.asarray(t)[: len(i)]
+        nngp[i, j], ntk[i, j] = s, t
+        if symmetric:
+            nngp[j, i], ntk[j, i] = s, t
+        bound = max(bound, float(np.max(err)))
+    _check_finite(spec, nngp, ntk, dtype)
+    return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
+
+
+# ----------------------------------------------------------------------------------------------
+# Compiled engine (closed-form activations)
+# ----------------------------------------------------------------------------------------------
+ROW_BLOCK = 512
+
+
+def _roots(a1, a2):
+    """sqrt(a) and 1/sqrt(a) (0 where a = 0, which makes rho = 0 there) of per-layer variances."""
+    sa1, sa2 = np.sqrt(a1), np.sqrt(a2)
+    with np.errstate(divide="ignore"):
+        ra1 = np.where(sa1 > 0, 1 / np.where(sa1 > 0, sa1, 1), 0).astype(a1.dtype)
+        ra2 = ra1 if a2 is a1 else np.where(sa2 > 0, 1 / np.where(sa2 > 0, sa2, 1), 0).astype(a2.dtype)
+    return sa1, sa2, ra1, ra2
+
+
+def _mlp_kernels_numba(x1, x2, hist1, hist2, w2, b2, act, symmetric, dtype):
+    from . import _fast
+
+    n1, n2 = x1.shape[0], x2.shape[0]
+    a1 = np.ascontiguousarray(hist1, dtype)
+    a2 = a1 if symmetric else np.ascontiguousarray(hist2, dtype)
+    sa1, sa2, ra1, ra2 = _roots(a1, a2)
+    nngp = np.empty((n1, n2), dtype)
+    ntk = np.empty((n1, n2), dtype)
+    act_id, poly, snap = _fast.ACTIVATION_IDS[act], dtype == np.float32, dtype(_fast.snap_threshold(dtype))
+    d = x1.shape[1]
+    for r0 in range(0, n1, ROW_BLOCK):
+        r1 = min(r0 + ROW_BLOCK, n1)
+        c0 = r0 if symmetric else 0
+        g = np.ascontiguousarray((x1[r0:r1] @ x2[c0:].T) / dtype(d), dtype)
+        _fast.mlp_rows(g, r0, c0, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act_id, poly, snap, symmetric, nngp, ntk, dtype)
+    return nngp, ntk
+
+
+PAIR_BLOCK = 4096
+
+
+def _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, readout, dtype, n1, n2, symmetric):
+    from . import _fast
+
+    n, depth1 = hist1.shape[0], hist1.shape[1]
+    a1 = np.ascontiguousarray(hist1.reshape(n, depth1, -1), dtype)
+    a2 = a1 if symmetric else np.ascontiguousarray(hist2.reshape(hist2.shape[0], depth1, -1), dtype)
+    sa1, sa2, ra1, ra2 = _roots(a1, a2)
+    kernel = _fast.cnn_gap_pairs if readout == "gap" else _fast.cnn_flatten_pairs
+    act_id, poly, snap = _fast.ACTIVATION_IDS[act], dtype == np.float32, dtype(_fast.snap_threshold(dtype))
+    nngp = np.empty((n1, n2), dtype)
+    ntk = np.empty((n1, n2), dtype)
+    x1c, x2c = np.ascontiguousarray(x1), np.ascontiguousarray(x2)
+    for start in range(0, len(ii), PAIR_BLOCK):
+        i = np.ascontiguousarray(ii[start : start + PAIR_BLOCK], np.int64)
+        j = np.ascontiguousarray(jj[start : start + PAIR_BLOCK], np.int64)
+        s, t = np.empty(len(i), dtype), np.empty(len(i), dtype)
+        kernel(x1c, x2c, i, j, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act_id, poly, snap, s, t, dtype)
+        nngp[i, j], ntk[i, j] = s, t
+        if symmetric:
+            nngp[j, i], ntk[j, i] = s, t
+    return nngp, ntk
+
+
+def _choose_engine(spec, engine):
+    if engine not in ("auto", "numba", "jax"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'jax', got {engine!r}")
+    closed = isinstance(spec.activation, str) and spec.activation in _FAST_ACTIVATIONS
+    if engine == "numba" and not closed:
+        raise ValueError(f"engine='numba' supports only closed-form activations, not {spec.activation!r}")
+    if engine == "auto":
+        return "numba" if closed else "jax"
+    return engine
+
+
+_FAST_ACTIVATIONS = ("relu", "leaky_relu", "abs", "erf", "gelu", "identity", "sin")
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry point
+# ----------------------------------------------------------------------------------------------
+def infinite_kernels(spec: NetworkSpec, x1, x2=None, *, engine: str = "auto") -> Kernels:
+    """Infinite-width NNGP and NTK of `spec` between x1 and x2 (x2 = None: x1 against itself).
+
+    MLP inputs have shape (n, d); CNN inputs are images (n, H, W, C). Results are float64 when
+    JAX's x64 mode is on and an input is float64, float32 otherwise. Raises ValueError for bad
+    inputs, KernelSizeError when the output cannot fit in memory, KernelOverflowError when the
+    kernel leaves the floating point range.
+
+    engine: "numba" (compiled CPU kernels, closed-form activations only), "jax" (XLA; every
+    activation, Hermite series for those without a closed form) or "auto" (numba when it can)."""
+    if isinstance(spec, (MLP, CNN)):
+        engine = _choose_engine(spec, engine)
+    if isinstance(spec, MLP):
+        return _mlp_kernels(spec, x1, x2, engine)
+    if isinstance(spec, CNN):
+        return _cnn_kernels(spec, x1, x2, engine)
+    raise ValueError(f"spec must be ntk_core.MLP or ntk_core.CNN, got {type(spec).__name__}")

@@ -1,0 +1,355 @@
+"""Infinite-width kernels against Neural Tangents' reference values, Monte Carlo, closed forms and
+limits. Both engines (numba and jax) are checked wherever both apply."""
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.special
+
+import ntk_core as nc
+from ntk_core import _activations, _fast, _infinite, _spec
+
+from conftest import SHARED
+
+REFERENCE = os.path.join(SHARED, "reference", "kernels_public.json")
+NAME = {"leaky_relu_0.1": "leaky_relu"}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with open(REFERENCE) as f:
+        return json.load(f)
+
+
+def _rel_err(value, ref):
+    ref = np.asarray(ref)
+    return float(np.max(np.abs(np.asarray(value, np.float64) - ref)) / np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize("engine", ["numba", "jax"])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-7), (np.float32, 1e-5)])
+def test_fully_connected_matches_reference(reference, engine, dtype, tol):
+    x1 = np.asarray(reference["fc_inputs"]["x1"], dtype)
+    x2 = np.asarray(reference["fc_inputs"]["x2"], dtype)
+    assert len(reference["fc"]) >= 7
+    for entry in reference["fc"]:
+        spec = nc.MLP(depth=entry["n_hidden"], width=64, w_std=entry["w_std"], b_std=entry["b_std"],
+                      activation=NAME.get(entry["activation"], entry["activation"]))
+        k11 = nc.infinite_kernels(spec, x1, engine=engine)
+        k12 = nc.infinite_kernels(spec, x1, x2, engine=engine)
+        assert k11.ntk.dtype == dtype and k12.nngp.dtype == dtype
+        for got, key in ((k11.nngp, "nngp_x1x1"), (k11.ntk, "ntk_x1x1"), (k12.nngp, "nngp_x1x2"), (k12.ntk, "ntk_x1x2")):
+            assert _rel_err(got, entry[key]) <= tol, (entry["activation"], entry["n_hidden"], key)
+
+
+@pytest.mark.parametrize("engine", ["numba", "jax"])
+@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-7), (np.float32, 1e-5)])
+def test_convolutional_matches_reference(reference, engine, dtype, tol):
+    images = np.asarray(reference["cnn_inputs"]["images_nhwc"], dtype)
+    readouts = set()
+    for entry in reference["cnn"]:
+        spec = nc.CNN(depth=entry["n_hidden"], channels=16, w_std=entry["w_std"], b_std=entry["b_std"],
+                      activation=NAME.get(entry["activation"], entry["activation"]), readout=entry["readout"])
+        k = nc.infinite_kernels(spec, images, engine=engine)
+        readouts.add(entry["readout"])
+        for name in ("nngp", "ntk"):
+            key = next(key for key in entry if key.startswith(name))
+            assert _rel_err(getattr(k, name), entry[key]) <= tol, (entry, name)
+    assert readouts == {"gap", "flatten"}
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "abs", "erf", "gelu", "identity", "sin"])
+def test_engines_agree(activation):
+    rng = np.random.default_rng(3)
+    x1, x2 = rng.standard_normal((9, 5)), rng.standard_normal((6, 5))
+    x1[3] = 0.0  # zero-norm input
+    x1[4] = x1[5]  # duplicate
+    spec = nc.MLP(depth=4, w_std=1.3, b_std=0.2, activation=activation)
+    for a, b in ((x1, None), (x1, x2)):
+        fast = nc.infinite_kernels(spec, a, b, engine="numba")
+        ref = nc.infinite_kernels(spec, a, b, engine="jax")
+        np.testing.assert_allclose(fast.nngp, ref.nngp, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fast.ntk, ref.ntk, rtol=1e-10, atol=1e-12)
+    imgs1, imgs2 = rng.standard_normal((3, 5, 4, 2)), rng.standard_normal((2, 5, 4, 2))
+    for readout in ("gap", "flatten"):
+        cnn = nc.CNN(depth=2, w_std=1.2, b_std=0.1, activation=activation, readout=readout)
+        fast = nc.infinite_kernels(cnn, imgs1, imgs2, engine="numba")
+        ref = nc.infinite_kernels(cnn, imgs1, imgs2, engine="jax")
+        np.testing.assert_allclose(fast.ntk, ref.ntk, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(fast.nngp, ref.nngp, rtol=1e-10, atol=1e-12)
+
+
+def test_symmetric_call_equals_explicit_pair():
+    x = np.random.default_rng(0).standard_normal((300, 4))  # several tiles / row blocks
+    spec = nc.MLP(depth=3, activation="relu", w_std=1.4, b_std=0.1)
+    a = nc.infinite_kernels(spec, x)
+    b = nc.infinite_kernels(spec, x, x)
+    np.testing.assert_allclose(a.ntk, b.ntk, rtol=1e-12)
+    np.testing.assert_allclose(a.ntk, a.ntk.T, rtol=0, atol=0)
+
+
+def test_depth_zero_is_the_linear_kernel():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 3))
+    k = nc.infinite_kernels(nc.MLP(depth=0, w_std=1.7, b_std=0.3), x)
+    expected = 1.7**2 * x @ x.T / 3 + 0.3**2
+    np.testing.assert_allclose(k.nngp, expected, rtol=1e-12)
+    np.testing.assert_allclose(k.ntk, expected, rtol=1e-12)
+    imgs = rng.standard_normal((3, 4, 4, 2))
+    k = nc.infinite_kernels(nc.CNN(depth=0, w_std=1.0, b_std=0.0, readout="flatten"), imgs)
+    flat = imgs.reshape(3, -1)
+    np.testing.assert_allclose(k.ntk, flat @ flat.T / flat.shape[1], rtol=1e-12)
+
+
+def test_one_layer_relu_closed_form():
+    """Arc-cosine kernel of Cho & Saul for one hidden ReLU layer, written out independently."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 3))
+    w, b = 1.1, 0.0
+    k = nc.infinite_kernels(nc.MLP(depth=1, w_std=w, b_std=b, activation="relu"), x)
+    s0 = w**2 * x @ x.T / 3
+    norms = np.sqrt(np.diag(s0))
+    cos = np.clip(s0 / np.outer(norms, norms), -1, 1)
+    np.fill_diagonal(cos, 1.0)  # exact: arccos amplifies the rounding of x.x / |x|^2 to sqrt(eps)
+    theta = np.arccos(cos)
+    nngp = w**2 * np.outer(norms, norms) * (np.sin(theta) + (np.pi - theta) * cos) / (2 * np.pi)
+    ntk = nngp + w**2 * (np.pi - theta) / (2 * np.pi) * s0
+    np.testing.assert_allclose(k.nngp, nngp, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(k.ntk, ntk, rtol=1e-10, atol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------------
+# Dual activations
+# ------------------------------------------------------------------------------------------------
+def _dblquad_expectation(f, g, a, b, c):
+    """E[f(u) g(v)] by adaptive 2-D quadrature over z1, z2 ~ N(0, 1) (scipy)."""
+    rho = c / math.sqrt(a * b)
+
+    def integrand(z2, z1):
+        u = math.sqrt(a) * z1
+        v = math.sqrt(b) * (rho * z1 + math.sqrt(1 - rho * rho) * z2)
+        return f(u) * g(v) * math.exp(-(z1 * z1 + z2 * z2) / 2) / (2 * math.pi)
+
+    val, _ = scipy.integrate.dblquad(integrand, -12, 12, -12, 12, epsabs=1e-11, epsrel=1e-11)
+    return val
+
+
+def _dtanh(t):
+    return 1 - math.tanh(t) ** 2
+
+
+def _gelu(t):
+    return t * 0.5 * (1 + math.erf(t / math.sqrt(2)))
+
+
+def _dgelu(t):
+    return 0.5 * (1 + math.erf(t / math.sqrt(2))) + t * math.exp(-t * t / 2) / math.sqrt(2 * math.pi)
+
+
+@pytest.mark.parametrize(
+    "name,f,df",
+    [
+        ("erf", math.erf, lambda t: 2 / math.sqrt(math.pi) * math.exp(-t * t)),
+        ("gelu", _gelu, _dgelu),
+        ("sin", math.sin, math.cos),
+    ],
+)
+def test_smooth_closed_forms_against_quadrature(name, f, df):
+    for a, b, c in [(1.0, 2.0, 0.5), (0.3, 0.7, -0.4), (2.5, 1.5, 1.9)]:
+        v, v_dot = nc.dual_activation(name, jnp.float64(a), jnp.float64(b), jnp.float64(c))
+        assert float(v) == pytest.approx(_dblquad_expectation(f, f, a, b, c), abs=1e-8)
+        assert float(v_dot) == pytest.approx(_dblquad_expectation(df, df, a, b, c), abs=1e-8)
+
+
+def test_hermite_series_for_tanh_is_within_its_bound():
+    """tanh has no closed form: the Hermite series must agree with adaptive quadrature within the
+    error bound it reports, and the bound must be small at ordinary scales."""
+    for a, b, c in [(1.0, 2.0, 0.5), (0.5, 0.5, 0.499), (2.25, 1.0, -1.2)]:
+        v, v_dot, bound = _activations.hermite_dual(jnp.tanh, jnp.array([a]), jnp.array([b]), jnp.array([c]))
+        exact_v = _dblquad_expectation(math.tanh, math.tanh, a, b, c)
+        exact_vd = _dblquad_expectation(_dtanh, _dtanh, a, b, c)
+        assert float(bound) < 1e-6
+        assert abs(float(v[0]) - exact_v) <= float(bound) + 1e-9
+        assert abs(float(v_dot[0]) - exact_vd) <= float(bound) + 1e-9
+
+
+def test_hermite_series_reproduces_closed_forms():
+    """The generic path applied to erf and gelu must give the closed forms (an independent check
+    of both)."""
+    a = jnp.array([0.4, 1.0, 3.0])[:, None]
+    b = jnp.array([0.8, 2.0])[None, :]
+    c = jnp.array([[0.1, -0.5], [0.6, 1.2], [-1.0, 2.3]])  # all |rho| < 1
+    for name in ("erf", "gelu", "sin"):
+        v, vd, bound = _activations.hermite_dual(_activations.activation_fn(name), a, b, c)
+        v0, vd0 = nc.dual_activation(name, a, b, c)
+        np.testing.assert_allclose(v, v0, atol=1e-10 + float(bound))
+        np.testing.assert_allclose(vd, vd0, atol=1e-10 + float(bound))
+
+
+def test_custom_callable_activation_and_reported_bound():
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    k = nc.infinite_kernels(nc.MLP(depth=3, w_std=1.5, b_std=0.1, activation=jnp.tanh), x)
+    k_named = nc.infinite_kernels(nc.MLP(depth=3, w_std=1.5, b_std=0.1, activation="tanh"), x)
+    np.testing.assert_allclose(k.ntk, k_named.ntk, rtol=1e-12)
+    assert 0 < k.dual_error_bound < 1e-6
+
+
+def test_leaky_slope_is_the_same_everywhere():
+    assert _fast._LEAKY == _spec.LEAKY_RELU_SLOPE
+
+
+# ------------------------------------------------------------------------------------------------
+# Monte Carlo: wide finite networks
+# ------------------------------------------------------------------------------------------------
+def _mc_nngp(activation, x, width, depth, w_std, b_std, seeds):
+    """Per-seed estimates of E[f(x) f(x')] for finite networks in the NTK parameterization.
+
+    The readout layer is integrated out exactly (E over its weights of f f' given the hidden
+    layers is w^2 phi.phi'/n + b^2), which lowers the variance; the hidden layers are sampled."""
+    phi = _activations.activation_fn(activation)
+    x = jnp.asarray(x)
+
+    def one(key):
+        h = x
+        fan_in = x.shape[1]
+        for _ in range(depth):
+            key, kw, kb = jax.random.split(key, 3)
+            W = jax.random.normal(kw, (fan_in, width), x.dtype)
+            bias = jax.random.normal(kb, (width,), x.dtype)
+            h = phi(w_std / math.sqrt(fan_in) * (h @ W) + b_std * bias)
+            fan_in = width
+        return w_std**2 * (h @ h.T) / width + b_std**2
+
+    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+    return np.asarray(jax.lax.map(one, keys))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("activation,w_std,b_std", [("relu", 2**0.5, 0.1), ("erf", 1.5, 0.05), ("tanh", 1.2, 0.2)])
+def test_nngp_matches_monte_carlo_of_wide_networks(activation, w_std, b_std):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3))
+    x[1] = 0.8 * x[0] + 0.2 * x[1]  # a correlated pair
+    samples = _mc_nngp(activation, x, width=2048, depth=2, w_std=w_std, b_std=b_std, seeds=64)
+    mean = samples.mean(0)
+    stderr = samples.std(0, ddof=1) / math.sqrt(samples.shape[0])
+    analytic = nc.infinite_kernels(nc.MLP(depth=2, w_std=w_std, b_std=b_std, activation=activation), x).nngp
+    # within 4 standard errors (plus the O(1/width) finite-width bias, far smaller here)
+    assert np.all(np.abs(mean - analytic) <= 4 * stderr + 2.0 / 2048 * np.abs(analytic)), (mean, analytic, stderr)
+    # and the test can fail: a 2% change of sigma_w^2 is many standard errors away
+    wrong = nc.infinite_kernels(nc.MLP(depth=2, w_std=w_std * 1.01, b_std=b_std, activation=activation), x).nngp
+    assert np.any(np.abs(mean - wrong) > 4 * stderr)
+
+
+# ------------------------------------------------------------------------------------------------
+# Numerics and validation
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "activation,w_std,b_std",
+    [("relu", 2**0.5, 0.0), ("leaky_relu", 1.4, 0.1), ("abs", 1.0, 0.1), ("erf", 1.5, 0.05),
+     ("gelu", 1.5, 0.1), ("identity", 1.0, 0.0), ("sin", 1.5, 0.1), ("tanh", 1.5, 0.1),
+     ("softplus", 1.0, 0.1), ("sigmoid", 2.0, 0.1)],
+)
+def test_depth_1000_is_finite(activation, w_std, b_std):
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    x[2] = 0.0
+    x[4] = x[5]
+    k = nc.infinite_kernels(nc.MLP(depth=1000, w_std=w_std, b_std=b_std, activation=activation), x)
+    assert np.all(np.isfinite(k.nngp)) and np.all(np.isfinite(k.ntk))
+    np.testing.assert_allclose(k.ntk[4], k.ntk[5], rtol=1e-12)
+
+
+def test_relu_depth_1000_ntk_grows_linearly():
+    """With sigma_w^2 = 2, b = 0 the ReLU NNGP diagonal is preserved and Theta(x, x) = (L + 1) Sigma(x, x)."""
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    k = nc.infinite_kernels(nc.MLP(depth=1000, w_std=2**0.5, b_std=0.0, activation="relu"), x)
+    s0 = 2 * np.sum(x * x, 1) / 4
+    np.testing.assert_allclose(np.diag(k.nngp), s0, rtol=1e-9)
+    np.testing.assert_allclose(np.diag(k.ntk), 1001 * s0, rtol=1e-9)
+
+
+def test_overflow_is_reported_not_returned():
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    with pytest.raises(nc.KernelOverflowError, match="layer"):
+        nc.infinite_kernels(nc.MLP(depth=1000, w_std=10.0, b_std=0.0, activation="relu"), x)
+    with pytest.raises(nc.KernelOverflowError):
+        nc.infinite_kernels(nc.MLP(depth=1000, w_std=10.0, b_std=0.0, activation="relu"), x, engine="jax")
+    with pytest.raises(nc.KernelOverflowError):
+        nc.infinite_kernels(nc.CNN(depth=400, w_std=10.0, activation="relu"), np.ones((2, 3, 3, 1)))
+
+
+def test_zero_inputs_and_duplicates():
+    x = np.zeros((3, 2))
+    for act in ("relu", "erf", "tanh"):
+        k = nc.infinite_kernels(nc.MLP(depth=3, b_std=0.0, activation=act), x)
+        assert np.all(np.isfinite(k.ntk)) and np.all(np.isfinite(k.nngp))
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [({"depth": -1}, "depth"), ({"width": 0}, "width"), ({"w_std": -1.0}, "w_std"),
+     ({"b_std": float("nan")}, "b_std"), ({"activation": "swish"}, "activation"), ({"depth": 2.5}, "depth")],
+)
+def test_invalid_spec_names_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        nc.MLP(**kwargs)
+
+
+def test_invalid_inputs():
+    spec = nc.MLP(depth=1)
+    with pytest.raises(ValueError, match="rank"):
+        nc.infinite_kernels(spec, np.ones(3))
+    with pytest.raises(ValueError, match="rank"):
+        nc.infinite_kernels(nc.CNN(depth=1), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        nc.infinite_kernels(spec, np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="feature dimension"):
+        nc.infinite_kernels(spec, np.ones((2, 3)), np.ones((2, 4)))
+    with pytest.raises(ValueError, match="readout"):
+        nc.CNN(readout="max")
+    with pytest.raises(ValueError, match="engine"):
+        nc.infinite_kernels(spec, np.ones((2, 3)), engine="gpu")
+
+
+def test_size_limits_raise_before_allocating(monkeypatch):
+    x = np.ones((50_000, 2), np.float32)
+    monkeypatch.setattr(_infinite, "_available_memory_bytes", lambda: 4 * 2**30)
+    with pytest.raises(nc.KernelSizeError, match="GiB"):
+        nc.infinite_kernels(nc.MLP(depth=2), x)
+    with pytest.raises(nc.KernelSizeError, match="gap"):
+        nc.infinite_kernels(nc.CNN(depth=1, readout="gap"), np.ones((1, 40, 40, 1)))
+
+
+@pytest.mark.slow
+def test_20000_points_in_bounded_memory(tmp_path):
+    """20,000 x 20,000 kernels, depth 10, in a fresh process: peak memory beyond the two float32
+    outputs stays under 4 GB."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import resource, sys, numpy as np
+        sys.path.insert(0, %r)
+        import ntk_core as nc
+        x = np.random.default_rng(0).standard_normal((20000, 10)).astype(np.float32)
+        k = nc.infinite_kernels(nc.MLP(depth=10, w_std=1.5, b_std=0.05, activation="relu"), x)
+        assert np.isfinite(k.ntk[::997, ::991]).all() and k.ntk.shape == (20000, 20000)
+        assert abs(k.ntk[123, 4567] - k.ntk[4567, 123]) == 0
+        ref = nc.infinite_kernels(nc.MLP(depth=10, w_std=1.5, b_std=0.05, activation="relu"), x[[123, 4567]])
+        assert np.allclose(ref.ntk[0, 1], k.ntk[123, 4567], rtol=1e-5)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        """
+        % os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    peak = int(out.stdout.strip().splitlines()[-1])
+    outputs = 2 * 20000 * 20000 * 4
+    assert peak - outputs < 4 * 10**9, f"peak {peak / 1e9:.2f} GB"
