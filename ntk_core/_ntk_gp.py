@@ -25,6 +25,7 @@ import math
 from typing import Optional
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ._infinite import infinite_kernels
 from ._spec import CNN, MLP
@@ -193,47 +194,50 @@ def ntk_gp(
         if not np.all(np.isfinite(a)):
             raise ValueError("the kernel of this network is not finite on these inputs (overflow)")
 
-    dyn_dd, dyn_td = (ntk_dd, ntk_td) if kernel == "ntk" else (nngp_dd, nngp_td)
-    dyn_dd = 0.5 * (dyn_dd + dyn_dd.T)
-    scale = float(np.mean(np.diag(dyn_dd)))
-    reg = diag_reg * scale
-    lam, vecs = np.linalg.eigh(dyn_dd + reg * np.eye(n))
-    lam_unreg = lam - reg
-    lam_max = float(lam[-1])
-    warning = None
-    if lam_max <= 0 or not math.isfinite(lam_max):
-        # A zero kernel: training never moves the outputs.
-        lam = np.ones(n)
-        cond = math.inf
-        warning = "the training kernel is zero: the outputs do not move during training"
-        dyn_td = np.zeros_like(dyn_td)
-        dyn_dd = np.zeros_like(dyn_dd)
-    else:
-        floor = lam_max * n * np.finfo(np.float64).eps
-        lo = float(lam_unreg[0])
-        cond = math.inf if lo <= floor else float(lam_unreg[-1] / lo)
-        if cond > ILL_CONDITIONED:
-            cond_text = "singular" if math.isinf(cond) else f"ill-conditioned (condition number {cond:.2g})"
-            if reg > 0:
-                warning = (f"the training {kernel.upper()} is {cond_text}; results rely on diag_reg = {diag_reg:g} "
-                           f"(condition number {lam_max / max(float(lam[0]), floor):.2g} after regularisation)")
-            else:
-                warning = f"the training {kernel.upper()} is {cond_text} and diag_reg = 0; tiny eigenvalues were clipped"
-        if np.any(lam < floor):
-            lam = np.maximum(lam, floor)
-    coef = _coefficients(lam, times, n)
-    vty = vecs.T @ (y - f0_train if given_f0 else y)
+    # One BLAS thread: multi-threaded LAPACK eigh slows down 20x or more when the 2 cores are shared.
+    with threadpool_limits(1, user_api="blas"):
+        dyn_dd, dyn_td = (ntk_dd, ntk_td) if kernel == "ntk" else (nngp_dd, nngp_td)
+        dyn_dd = 0.5 * (dyn_dd + dyn_dd.T)
+        scale = float(np.mean(np.diag(dyn_dd)))
+        reg = diag_reg * scale
+        lam, vecs = np.linalg.eigh(dyn_dd + reg * np.eye(n))
+        lam_unreg = lam - reg
+        lam_max = float(lam[-1])
+        warning = None
+        if lam_max <= 0 or not math.isfinite(lam_max):
+            # A zero kernel: training never moves the outputs.
+            lam = np.ones(n)
+            cond = math.inf
+            warning = "the training kernel is zero: the outputs do not move during training"
+            dyn_td = np.zeros_like(dyn_td)
+            dyn_dd = np.zeros_like(dyn_dd)
+        else:
+            floor = lam_max * n * np.finfo(np.float64).eps
+            lo = float(lam_unreg[0])
+            cond = math.inf if lo <= floor else float(lam_unreg[-1] / lo)
+            if cond > ILL_CONDITIONED:
+                cond_text = "singular" if math.isinf(cond) else f"ill-conditioned (condition number {cond:.2g})"
+                if reg > 0:
+                    warning = (f"the training {kernel.upper()} is {cond_text}; results rely on diag_reg = {diag_reg:g} "
+                               f"(condition number {lam_max / max(float(lam[0]), floor):.2g} after regularisation)")
+                else:
+                    warning = f"the training {kernel.upper()} is {cond_text} and diag_reg = 0; tiny eigenvalues were clipped"
+            if np.any(lam < floor):
+                lam = np.maximum(lam, floor)
+        coef = _coefficients(lam, times, n)
+        vty = vecs.T @ (y - f0_train if given_f0 else y)
 
-    # Prior of the initial function: K on the training set (for "nngp", the observation covariance K + reg I,
-    # so that t = inf is exactly the GP posterior with noise variance reg).
-    mid = nngp_dd + (reg * np.eye(n) if kernel == "nngp" else 0.0)
-    prior_mid = vecs.T @ mid @ vecs
-    proj_test = dyn_td @ vecs
-    proj_train = dyn_dd @ vecs
-    mean, var, cov = _posterior_parts(proj_test, coef, vty, vecs.T @ nngp_td.T, prior_mid, nngp_tt,
-                                      compute_cov)
-    mean_tr, var_tr, _ = _posterior_parts(proj_train, coef, vty, vecs.T @ nngp_dd, prior_mid, nngp_dd,
-                                          False)
+        # Prior of the initial function: K on the training set (for "nngp", the observation covariance K + reg I,
+        # so that t = inf is exactly the GP posterior with noise variance reg).
+        vt_k = vecs.T @ nngp_dd                                  # V^T K(X, X)
+        prior_mid = vt_k @ vecs
+        if kernel == "nngp":
+            prior_mid = prior_mid + reg * np.eye(n)
+        proj_test = dyn_td @ vecs
+        proj_train = vecs * lam_unreg                            # Theta(X, X) V = V diag(lam - reg)
+        mean, var, cov = _posterior_parts(proj_test, coef, vty, vecs.T @ nngp_td.T, prior_mid, nngp_tt,
+                                          compute_cov)
+        mean_tr, var_tr, _ = _posterior_parts(proj_train, coef, vty, vt_k, prior_mid, nngp_dd, False)
     if given_f0:
         mean, mean_tr, var, var_tr = mean + f0_test, mean_tr + f0_train, None, None
     else:

@@ -51,6 +51,7 @@ MAX_ENSEMBLE_PARAMS = 300_000_000        # networks x parameters held at once (1
 MAX_STEPS = 10_000_000
 MAX_TRAIN_POINTS = 20_000
 MAX_RECORDED_VALUES = 100_000_000        # networks x records x (train + test points)
+LAMBDA_PER_NET_POINTS = 256              # above this many training points lambda_max comes from network 0
 MAX_WORKERS = 2                          # threads running parts of an ensemble concurrently
 CACHE_BUDGET = 8 * 2**20                 # bytes of weights per block of networks run together
 BLOWUP_FACTOR = 1e8                      # a loss above BLOWUP_FACTOR * (initial loss + 1) counts as diverged
@@ -233,11 +234,15 @@ def _mlp_steps(spec, lr, batch_size, n_steps, window, x, y, carry, step0):
     return params, key, alive, loss_ref, stopped_at
 
 
-def _window_size(spec, record_every):
-    """Largest divisor of record_every up to 16 (deferred-update window of _mlp_steps)."""
-    if not isinstance(spec, MLP):
+def _window_size(spec, record_every, rows):
+    """Deferred-update window of _mlp_steps: the largest divisor of record_every with
+    window * rows <= width / 4 (so the thin products stay cheap), at most 16; 0 = use _generic_steps."""
+    if not isinstance(spec, MLP) or spec.depth < 2:
         return 0
-    return max(d for d in range(1, 17) if record_every % d == 0)
+    limit = min(16, spec.width // (4 * rows))
+    if limit < 2:
+        return 0
+    return max(d for d in range(1, limit + 1) if record_every % d == 0)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5), donate_argnums=(6,))
@@ -246,7 +251,7 @@ def _advance(spec, lr, batch_size, record_every, n_records, block, state, x, y, 
 
     Networks run `block` at a time (vmapped), each block through all the steps before the next, so a
     block's weights stay in cache."""
-    window = _window_size(spec, record_every)
+    window = _window_size(spec, record_every, x.shape[0] if batch_size is None else batch_size)
 
     def one_net(carry, step0):
         def record_block(carry, r):
@@ -291,7 +296,10 @@ def _lambda_max_layers(spec, params, x):
 
 def _lambda_max(spec, params, x, n_nets):
     if isinstance(spec, MLP):
-        return np.asarray(_lambda_max_layers(spec, params, x), np.float64)
+        if x.shape[0] <= LAMBDA_PER_NET_POINTS:
+            return np.asarray(_lambda_max_layers(spec, params, x), np.float64)
+        p0 = jax.tree_util.tree_map(lambda p: p[:1], params)
+        return np.full(n_nets, float(np.asarray(_lambda_max_layers(spec, p0, x))[0]))
     # CNN: the Jacobian path is costly, use the first network's kernel for all of them.
     p0 = jax.tree_util.tree_map(lambda p: p[0], params)
     theta = np.asarray(_ntk_jacobian_block(spec, p0, x, x), np.float64)

@@ -30,7 +30,7 @@ def _plain_gd(spec, params, x, y, lr, steps):
 
 
 def test_gd_matches_textbook_gradient_descent_float64():
-    spec = nc.MLP(depth=3, width=16, w_std=1.5, b_std=0.3, activation="tanh")   # two hidden-hidden layers
+    spec = nc.MLP(depth=3, width=64, w_std=1.5, b_std=0.3, activation="tanh")   # two hidden-hidden layers
     x, y, xt, yt = _data()
     run = nc.train(spec, x, y, xt, yt, lr=0.2, steps=24, seeds=[4], record_every=12, dtype=jnp.float64)
     p = _plain_gd(spec, nc.init_params(spec, 4, 1, dtype=jnp.float64), jnp.asarray(x), jnp.asarray(y), 0.2, 24)
