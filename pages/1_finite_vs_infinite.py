@@ -123,14 +123,26 @@ def progress(fraction):
                              f"{shared.width} for {steps:,} steps: {fraction:.0%}")
 
 
+train_args = dict(
+    depth=shared.depth, width=shared.width, sigma_w=shared.sigma_w, sigma_b=shared.sigma_b,
+    activation=shared.activation, x_train=x_tr, y_train=y_tr, x_test=x_te,
+    y_test=y_te if y_te is not None else np.zeros((len(x_te), 1)), lr=float(lr),
+    steps=int(steps), batch_size=batch_size, n_nets=int(n_nets), seed=shared.seed)
+estimate = caching.estimated_training_seconds(shared.depth, shared.width, int(n_nets), int(steps),
+                                              len(x_tr) if batch_size is None else batch_size)
 try:
-    run, was_cached = caching.train_networks(
-        depth=shared.depth, width=shared.width, sigma_w=shared.sigma_w, sigma_b=shared.sigma_b,
-        activation=shared.activation, x_train=x_tr, y_train=y_tr, x_test=x_te,
-        y_test=y_te if y_te is not None else np.zeros((len(x_te), 1)), lr=float(lr),
-        steps=int(steps), batch_size=batch_size, n_nets=int(n_nets), seed=shared.seed,
-        progress=progress)
-    if run.warning:
+    run, was_cached = caching.train_networks(**train_args, only_cached=True)
+    if run is None:
+        # small jobs train right away; long ones wait for a click (the theory is shown meanwhile)
+        if estimate <= caching.AUTO_TRAIN_SECONDS or st.button(
+                f"Train {n_nets} network{'s' if n_nets > 1 else ''} of width {shared.width} for "
+                f"{steps:,} steps (about {estimate:.0f} s)", key="train_button", type="primary"):
+            run, was_cached = caching.train_networks(**train_args, progress=progress)
+        else:
+            st.info("The finite networks are not trained yet: this setting takes about "
+                    f"{estimate:.0f} s, so it waits for the button above. Moving the display "
+                    "controls never retrains.")
+    if run is not None and run.warning:
         st.warning(f"Finite networks: {run.warning}")
 except ValueError as err:
     st.error(f"The finite networks could not be trained: {err}")
