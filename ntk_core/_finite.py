@@ -184,7 +184,7 @@ def _check_params(spec, params, x):
         shapes = [(tuple(p["w"].shape), tuple(p["b"].shape)) for p in params]
     except (TypeError, KeyError, AttributeError):
         raise ValueError("params must be the list returned by nc.init_params") from None
-    in_shape = x.shape[1:] if isinstance(spec, MLP) else x.shape[1:]
+    in_shape = x.shape[1:]
     want = [(ws, bs) for ws, bs, _ in _layer_shapes(spec, tuple(int(s) for s in in_shape))]
     if shapes != want:
         raise ValueError(

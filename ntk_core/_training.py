@@ -38,10 +38,10 @@ from ._finite import (
     _init,
     _input_shape,
     _mlp_activations_and_deltas,
+    _ntk_jacobian_block,
     count_params,
     forward,
 )
-from ._finite import _ntk_jacobian_block as _ntk_jacobian_block
 from ._activations import activation_fn
 from ._spec import MLP
 

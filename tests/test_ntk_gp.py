@@ -1,6 +1,4 @@
 """NTK-GP posterior (seed 003, Theorem 5.1): closed forms, limits, time convention and robustness."""
-import warnings
-
 import numpy as np
 import pytest
 import scipy.linalg

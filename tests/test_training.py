@@ -1,6 +1,4 @@
 """Training finite networks (GD, SGD, ensembles) and agreement with the NTK-GP (seed 003, Thm 5.1)."""
-import warnings
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -29,6 +27,7 @@ def _plain_gd(spec, params, x, y, lr, steps):
     return params
 
 
+@pytest.mark.slow  # several compiled shapes
 def test_gd_matches_textbook_gradient_descent_float64():
     spec = nc.MLP(depth=3, width=64, w_std=1.5, b_std=0.3, activation="tanh")   # two hidden-hidden layers
     x, y, xt, yt = _data()
@@ -57,6 +56,7 @@ def test_sgd_deferred_updates_equal_the_generic_path():
         np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow  # several compiled shapes
 def test_ensemble_members_equal_single_runs_and_progress_is_reported():
     spec = nc.MLP(depth=2, width=32, w_std=1.5, b_std=0.05, activation="erf")
     x, y, xt, yt = _data()
@@ -72,6 +72,7 @@ def test_ensemble_members_equal_single_runs_and_progress_is_reported():
     assert not run.diverged.any() and run.warning is None
 
 
+@pytest.mark.slow  # several compiled shapes
 def test_sgd_and_remainder_steps():
     spec = nc.MLP(depth=2, width=32)
     x, y, xt, yt = _data(n=10)
@@ -90,6 +91,7 @@ def test_cnn_training_runs():
     assert np.all(run.train_loss[:, -1] < run.train_loss[:, 0])
 
 
+@pytest.mark.slow  # several compiled shapes
 def test_learning_rate_above_critical_is_reported_not_crashed():
     spec = nc.MLP(depth=2, width=64, w_std=1.5, b_std=0.05, activation="relu")
     x, y, xt, yt = _data()
