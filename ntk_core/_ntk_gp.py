@@ -16,12 +16,17 @@ Numerics: one symmetric eigendecomposition Theta_r = V diag(lam) V^T of the regu
 Theta_r = Theta + reg I, reg = diag_reg * mean(diag Theta) (Neural Tangents' convention), gives every t at
 once: Theta^-1 (I - e^{-Theta t/n}) = V diag(-expm1(-lam t/n) / lam) V^T. Eigenvalues are clipped at
 lam_max * n * eps so the result is never NaN; a singular or ill-conditioned kernel (condition number above
-1e12 in float64) is reported in `warning`. All linear algebra runs in float64 numpy.
+1e12 in float64) is reported in `warning`. All linear algebra runs in float64 numpy. The training-set part
+(kernel, eigendecomposition, V^T K V) is memoised for small training sets, as Neural Tangents' predictor does,
+so new test points or times cost only the test kernels and a few matrix products.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import math
+import threading
 from typing import Optional
 
 import numpy as np
@@ -35,6 +40,8 @@ MAX_TEST = 20_000
 MAX_TIMES = 100_000
 MAX_COV_ENTRIES = 50_000_000        # times x n_test^2 of the full covariance
 ILL_CONDITIONED = 1e12
+CACHE_MAX_TRAIN = 2_000             # training sets up to this size keep their eigendecomposition
+CACHE_ENTRIES = 4
 
 
 @dataclasses.dataclass
@@ -125,6 +132,92 @@ def _posterior_parts(proj, coef, vty, prior_proj, prior_mid, k_prior, compute_co
             cov[k] = k_prior + hr + hr.T
     return mean, var, cov
 
+@dataclasses.dataclass(frozen=True)
+class _Factorization:
+    """Everything ntk_gp needs from the training set alone (reused across x_test and t)."""
+
+    nngp_dd: np.ndarray
+    lam: np.ndarray          # eigenvalues of the regularised dynamics kernel, clipped > 0
+    lam_unreg: np.ndarray    # the same minus reg (eigenvalues of the unregularised kernel)
+    vecs: np.ndarray
+    vt_k: np.ndarray         # V^T K(X, X)
+    prior_mid: np.ndarray    # V^T K_mid V  (K_mid = K, or K + reg I for "nngp")
+    reg: float
+    cond: float
+    warning: Optional[str]
+    zero: bool
+
+
+def _factorize(nngp_dd, ntk_dd, kernel, diag_reg) -> _Factorization:
+    for a in (nngp_dd, ntk_dd):
+        if not np.all(np.isfinite(a)):
+            raise ValueError("the kernel of this network is not finite on these inputs (overflow)")
+    n = nngp_dd.shape[0]
+    dyn_dd = ntk_dd if kernel == "ntk" else nngp_dd
+    dyn_dd = 0.5 * (dyn_dd + dyn_dd.T)
+    reg = diag_reg * float(np.mean(np.diag(dyn_dd)))
+    # One BLAS thread for LAPACK: multi-threaded eigh slows down 20x or more when the cores are shared.
+    with threadpool_limits(1, user_api="blas"):
+        lam, vecs = np.linalg.eigh(dyn_dd + reg * np.eye(n))
+    lam_unreg = lam - reg
+    lam_max = float(lam[-1])
+    warning, zero = None, False
+    if lam_max <= 0 or not math.isfinite(lam_max):
+        # A zero kernel: training never moves the outputs.
+        lam, lam_unreg, cond, zero = np.ones(n), np.zeros(n), math.inf, True
+        warning = "the training kernel is zero: the outputs do not move during training"
+    else:
+        floor = lam_max * n * np.finfo(np.float64).eps
+        lo = float(lam_unreg[0])
+        cond = math.inf if lo <= floor else float(lam_unreg[-1] / lo)
+        if cond > ILL_CONDITIONED:
+            cond_text = "singular" if math.isinf(cond) else f"ill-conditioned (condition number {cond:.2g})"
+            if reg > 0:
+                warning = (f"the training {kernel.upper()} is {cond_text}; results rely on diag_reg = {diag_reg:g} "
+                           f"(condition number {lam_max / max(float(lam[0]), floor):.2g} after regularisation)")
+            else:
+                warning = f"the training {kernel.upper()} is {cond_text} and diag_reg = 0; tiny eigenvalues were clipped"
+        lam = np.maximum(lam, floor)
+    # Prior of the initial function: K on the training set (for "nngp", the observation covariance K + reg I,
+    # so that t = inf is exactly the GP posterior with noise variance reg).
+    vt_k = vecs.T @ nngp_dd
+    prior_mid = vt_k @ vecs
+    if kernel == "nngp":
+        prior_mid = prior_mid + reg * np.eye(n)
+    for a in (nngp_dd, lam, lam_unreg, vecs, vt_k, prior_mid):
+        a.setflags(write=False)       # shared through the cache
+    return _Factorization(nngp_dd, lam, lam_unreg, vecs, vt_k, prior_mid, reg, cond, warning, zero)
+
+
+_CACHE: "collections.OrderedDict" = collections.OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _train_factorization(spec, x_train, kernel, diag_reg) -> _Factorization:
+    """_factorize on the infinite-width kernels of x_train, memoised (LRU, small training sets only):
+    the UI asks for many times and test grids on one training set, like Neural Tangents' predictor."""
+    x = np.ascontiguousarray(x_train)
+    cacheable = x.shape[0] <= CACHE_MAX_TRAIN
+    key = None
+    if cacheable:
+        try:
+            key = (hash(spec), kernel, diag_reg, x.shape, x.dtype.str, hashlib.sha1(x.tobytes()).hexdigest())
+        except TypeError:          # an unhashable custom activation
+            key = None
+    if key is not None:
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                _CACHE.move_to_end(key)
+                return _CACHE[key]
+    k_dd = infinite_kernels(spec, x_train)
+    fact = _factorize(np.asarray(k_dd.nngp, np.float64), np.asarray(k_dd.ntk, np.float64), kernel, diag_reg)
+    if key is not None:
+        with _CACHE_LOCK:
+            _CACHE[key] = fact
+            while len(_CACHE) > CACHE_ENTRIES:
+                _CACHE.popitem(last=False)
+    return fact
+
 
 def ntk_gp(
     spec,
@@ -180,64 +273,30 @@ def ntk_gp(
         )
 
     if kernels is None:
-        k_dd = infinite_kernels(spec, x_train)
+        fact = _train_factorization(spec, x_train, kernel, diag_reg)
         k_td = infinite_kernels(spec, x_test, x_train)
-        k_tt = infinite_kernels(spec, x_test)
-        nngp_dd, ntk_dd, nngp_td, ntk_td, nngp_tt = k_dd.nngp, k_dd.ntk, k_td.nngp, k_td.ntk, k_tt.nngp
+        nngp_td, ntk_td = k_td.nngp, k_td.ntk
+        nngp_tt = infinite_kernels(spec, x_test).nngp
     else:
         nngp_dd, ntk_dd, nngp_td, ntk_td, nngp_tt = kernels
-    f64 = lambda a: np.asarray(a, dtype=np.float64)
-    nngp_dd, ntk_dd, nngp_td, ntk_td, nngp_tt = map(f64, (nngp_dd, ntk_dd, nngp_td, ntk_td, nngp_tt))
-    if nngp_td.shape != (m, n) or ntk_dd.shape != (n, n) or nngp_tt.shape[0] != m:
+        fact = _factorize(np.asarray(nngp_dd, np.float64), np.asarray(ntk_dd, np.float64), kernel, diag_reg)
+    nngp_td, ntk_td, nngp_tt = (np.asarray(a, dtype=np.float64) for a in (nngp_td, ntk_td, nngp_tt))
+    if nngp_td.shape != (m, n) or ntk_td.shape != (m, n) or nngp_tt.shape != (m, m) or fact.vecs.shape != (n, n):
         raise ValueError("kernels have the wrong shapes for x_train and x_test")
-    for a in (nngp_dd, ntk_dd, nngp_td, ntk_td, nngp_tt):
+    for a in (nngp_td, ntk_td, nngp_tt):
         if not np.all(np.isfinite(a)):
             raise ValueError("the kernel of this network is not finite on these inputs (overflow)")
 
-    # One BLAS thread: multi-threaded LAPACK eigh slows down 20x or more when the 2 cores are shared.
-    with threadpool_limits(1, user_api="blas"):
-        dyn_dd, dyn_td = (ntk_dd, ntk_td) if kernel == "ntk" else (nngp_dd, nngp_td)
-        dyn_dd = 0.5 * (dyn_dd + dyn_dd.T)
-        scale = float(np.mean(np.diag(dyn_dd)))
-        reg = diag_reg * scale
-        lam, vecs = np.linalg.eigh(dyn_dd + reg * np.eye(n))
-        lam_unreg = lam - reg
-        lam_max = float(lam[-1])
-        warning = None
-        if lam_max <= 0 or not math.isfinite(lam_max):
-            # A zero kernel: training never moves the outputs.
-            lam = np.ones(n)
-            cond = math.inf
-            warning = "the training kernel is zero: the outputs do not move during training"
-            dyn_td = np.zeros_like(dyn_td)
-            dyn_dd = np.zeros_like(dyn_dd)
-        else:
-            floor = lam_max * n * np.finfo(np.float64).eps
-            lo = float(lam_unreg[0])
-            cond = math.inf if lo <= floor else float(lam_unreg[-1] / lo)
-            if cond > ILL_CONDITIONED:
-                cond_text = "singular" if math.isinf(cond) else f"ill-conditioned (condition number {cond:.2g})"
-                if reg > 0:
-                    warning = (f"the training {kernel.upper()} is {cond_text}; results rely on diag_reg = {diag_reg:g} "
-                               f"(condition number {lam_max / max(float(lam[0]), floor):.2g} after regularisation)")
-                else:
-                    warning = f"the training {kernel.upper()} is {cond_text} and diag_reg = 0; tiny eigenvalues were clipped"
-            if np.any(lam < floor):
-                lam = np.maximum(lam, floor)
-        coef = _coefficients(lam, times, n)
-        vty = vecs.T @ (y - f0_train if given_f0 else y)
-
-        # Prior of the initial function: K on the training set (for "nngp", the observation covariance K + reg I,
-        # so that t = inf is exactly the GP posterior with noise variance reg).
-        vt_k = vecs.T @ nngp_dd                                  # V^T K(X, X)
-        prior_mid = vt_k @ vecs
-        if kernel == "nngp":
-            prior_mid = prior_mid + reg * np.eye(n)
-        proj_test = dyn_td @ vecs
-        proj_train = vecs * lam_unreg                            # Theta(X, X) V = V diag(lam - reg)
-        mean, var, cov = _posterior_parts(proj_test, coef, vty, vecs.T @ nngp_td.T, prior_mid, nngp_tt,
-                                          compute_cov)
-        mean_tr, var_tr, _ = _posterior_parts(proj_train, coef, vty, vt_k, prior_mid, nngp_dd, False)
+    dyn_td = (ntk_td if kernel == "ntk" else nngp_td) * (0.0 if fact.zero else 1.0)
+    vecs = fact.vecs
+    coef = _coefficients(fact.lam, times, n)
+    vty = vecs.T @ (y - f0_train if given_f0 else y)
+    proj_test = dyn_td @ vecs
+    proj_train = vecs * fact.lam_unreg                           # Theta(X, X) V = V diag(lam - reg)
+    mean, var, cov = _posterior_parts(proj_test, coef, vty, vecs.T @ nngp_td.T, fact.prior_mid, nngp_tt,
+                                      compute_cov)
+    mean_tr, var_tr, _ = _posterior_parts(proj_train, coef, vty, fact.vt_k, fact.prior_mid, fact.nngp_dd, False)
+    reg, cond, warning = fact.reg, fact.cond, fact.warning
     if given_f0:
         mean, mean_tr, var, var_tr = mean + f0_test, mean_tr + f0_train, None, None
     else:

@@ -118,3 +118,16 @@ def test_invalid_arguments_name_the_field():
     with pytest.raises(ValueError, match="compute_cov"):
         nc.ntk_gp(SPEC, x, y, np.zeros((3000, 2)), t=np.arange(10.0))
     assert nc.ntk_gp(SPEC, x, y, np.zeros((3000, 2)), t=np.arange(10.0), compute_cov=False).cov is None
+
+
+def test_memoised_training_factorisation_gives_the_same_answer():
+    x, y, xt = _data(seed=4)
+    kd, kt, kk = _kernels(SPEC, x, xt)
+    explicit = nc.ntk_gp(SPEC, x, y, xt, t=[0.5, np.inf], kernels=(kd.nngp, kd.ntk, kt.nngp, kt.ntk, kk.nngp))
+    first = nc.ntk_gp(SPEC, x, y, xt, t=[0.5, np.inf])
+    again = nc.ntk_gp(SPEC, x.copy(), 2 * y, xt[:2], t=[0.5, np.inf])          # cached train side, new y, x_test
+    np.testing.assert_allclose(first.mean, explicit.mean, rtol=1e-12)
+    np.testing.assert_allclose(first.cov, explicit.cov, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(again.mean, 2 * first.mean[:, :2], rtol=1e-12)
+    moved = nc.ntk_gp(SPEC, x + 0.1, y, xt, t=0.5)                                # different training set
+    assert not np.allclose(moved.mean, first.mean[0])
