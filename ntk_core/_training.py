@@ -15,8 +15,11 @@ lr > lr_critical = 2 n / lambda_max(Theta(X, X)) (Lee et al. 2019, sec. 2.3). Th
 (`lr_critical`, `warning`) and freezes any network whose loss blows up (`diverged`), so the returned
 arrays stay finite.
 
-Ensembles: one `lax.scan` over steps per network, `vmap` over networks (seeds); the Python loop only
-runs between chunks of records, where the optional `progress(fraction)` callback is called.
+Ensembles: one `lax.scan` over steps per network, `vmap` over blocks of networks sized so a block's
+weights stay in cache (`lax.map` over blocks), the networks split over up to MAX_WORKERS threads (XLA runs
+these small products on one core each). The Python loop only runs between chunks of records, where the
+optional `progress(fraction)` callback is called. MLPs with >= 2 hidden layers use hand-written backprop
+with deferred low-rank weight updates (`_mlp_steps`); other specs use `jax.grad` (`_generic_steps`).
 """
 from __future__ import annotations
 
