@@ -74,6 +74,37 @@ PRESETS: dict[str, dict] = {
         "values": {"activation": "relu", "sigma_w": 1.4, "sigma_b": 0.0, "d_data": "sphere",
                    "d_n": 40, "d_dim": 3, "L_max": 10000, "L": 1000, "seed": 0},
     },
+
+    "jacot_fig1": {
+        "page": "kernel_convergence",
+        "label": "Jacot et al. Fig 1: widths 500 and 10,000, init + 200 steps",
+        "source": "Jacot, Gabriel, Hongler 2018, Fig 1: ReLU, 3 hidden layers (L = 4), beta = 0.1, "
+                  "10 initialisations of widths 500 and 10,000, Theta(x0, x) on the circle at "
+                  "t = 0 and after 200 GD steps (lr 1.0) on f*(x) = x1 x2, x ~ N(0, I).",
+        "values": {"depth": 3, "activation": "relu", "sigma_w": 1.0, "sigma_b": 0.1,
+                   "cv_w1": 500, "cv_w2": 10000, "cv_w3": 0, "cv_seeds": 10, "cv_steps": 200,
+                   "cv_lr": 1.0, "cv_ntrain": 10, "cv_f2": False},
+    },
+    "jacot_fig2": {
+        "page": "kernel_convergence",
+        "label": "Jacot et al. Fig 2: function percentiles, widths 50 and 1,000",
+        "source": "Jacot et al. 2018, Fig 2: widths 50 and 1,000, 4 points on the circle, 1,000 "
+                  "GD steps at lr 1.0, percentiles 10/50/90 over 10 initialisations against the "
+                  "infinite-width NTK-GP.",
+        "values": {"depth": 3, "activation": "relu", "sigma_w": 1.0, "sigma_b": 0.1,
+                   "cv_f2": True, "cv_f2w1": 50, "cv_f2w2": 1000, "cv_f2steps": 1000, "cv_f2n": 4,
+                   "cv_lr": 1.0, "cv_seeds": 10, "cv_w1": 50, "cv_w2": 1000, "cv_w3": 0,
+                   "cv_steps": 0},
+    },
+    "arora_rate": {
+        "page": "kernel_convergence",
+        "label": "Arora et al.: m^(-1/2) rate at init, ReLU, widths 64 .. 4,096",
+        "source": "Arora et al. 2019: the finite-width NTK at initialisation approaches the "
+                  "infinite one at about m^(-1/2); ReLU, 3 hidden layers, 3 seeds per width.",
+        "values": {"depth": 3, "activation": "relu", "sigma_w": 1.0, "sigma_b": 0.1,
+                   "cv_smin": 64, "cv_smax": 4096, "cv_sseeds": 3, "cv_strain": False,
+                   "cv_steps": 0, "cv_w1": 64, "cv_w2": 4096, "cv_w3": 0, "cv_f2": False},
+    },
 }
 
 

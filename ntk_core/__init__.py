@@ -22,7 +22,8 @@ from ._convergence import (ConvergenceSweep, FiniteKernelPair, FunctionPercentil
                            circle_points, convergence_sweep, estimate_seconds, finite_kernel_pair,
                            fit_loglog_slope, function_percentiles, gaussian_training_set,
                            infinite_kernel_vs_angle, kernel_vs_angle, product_target, relative_frobenius,
-                           width_sweep)
+                           width_sweep, angle_kernels, seed_summary, sweep_points, width_errors,
+                           relative_change, reference_line)
 from ._depth import (CorrelationMap, DepthCurves, DepthKernels, correlation_map, correlation_vs_depth,
                      digits_points, extrapolate_limit, normalized_kernels_vs_depth, predicted_rate,
                      sphere_points)
@@ -45,6 +46,12 @@ __all__ = [
     "product_target",
     "relative_frobenius",
     "width_sweep",
+    "angle_kernels",
+    "seed_summary",
+    "sweep_points",
+    "width_errors",
+    "relative_change",
+    "reference_line",
     "ACTIVATIONS",
     "CLOSED_FORM_ACTIVATIONS",
     "CNN",
