@@ -1,0 +1,122 @@
+"""AppTest of the "Kernel convergence with width" page: charts hold data, the URL round-trips,
+presets (Jacot Figs 1-2, Arora rate), bad URL values, warm rerun time."""
+from __future__ import annotations
+
+import base64
+import re
+import time
+
+import numpy as np
+import pytest
+
+from apptest_helpers import exceptions, notices, open_app, plotly_charts
+
+PAGE = "pages/2_kernel_convergence.py"
+SMALL = {"cv_w1": 32, "cv_w2": 256, "cv_seeds": 3, "cv_steps": 20, "cv_lr": 0.5, "cv_ntrain": 6,
+         "cv_angles": 33, "cv_smin": 16, "cv_smax": 128, "cv_sseeds": 2, "cv_spoints": 8,
+         "depth": 2, "activation": "relu", "sigma_w": 1.0, "sigma_b": 0.1}
+
+
+def _values(arr) -> np.ndarray:
+    if arr is None:
+        return np.zeros(0)
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).astype(float)
+    return np.asarray(arr, dtype=float).ravel()
+
+
+def assert_page_ok(at, n_charts):
+    assert exceptions(at) == []
+    assert [e.value for e in at.error] == []
+    charts = plotly_charts(at)
+    assert len(charts) == n_charts
+    for fig in charts:
+        assert fig["data"], "a chart without traces"
+        for tr in fig["data"]:
+            vals = _values(tr.get("y"))
+            assert vals.size > 0, f"empty trace {tr.get('name')}"
+            assert np.any(np.isfinite(vals)), f"no finite values in {tr.get('name')}"
+    assert len(at.latex) >= 2
+    return charts
+
+
+def printed_slopes(at) -> list[float]:
+    text = " ".join(m.value for m in at.markdown)
+    return [float(v) for v in re.findall(r"fitted slope (-?[0-9.]+)", text)]
+
+
+def _q(at, key):
+    got = at.query_params[key]
+    return got[0] if isinstance(got, list) else got
+
+
+def test_small_page_charts_url_round_trip_and_warm_rerun():
+    at = open_app(PAGE, SMALL)
+    charts = assert_page_ok(at, 3)   # init, trained, sweep
+    names = [tr.get("name", "") for tr in charts[0]["data"]]
+    assert "infinite width (analytic)" in names
+    assert any("width 32" in n for n in names) and any("width 256" in n for n in names)
+    for key, value in SMALL.items():
+        got = _q(at, key)
+        assert float(got) == float(value) if isinstance(value, (int, float)) else got == value, key
+    assert len(printed_slopes(at)) == 2       # at init and after training
+    start = time.perf_counter()
+    at.run()
+    warm = time.perf_counter() - start
+    assert exceptions(at) == []
+    assert warm < 1.5, f"warm rerun took {warm:.2f} s"   # AppTest overhead included
+
+
+def test_lines_toggle_draws_one_trace_per_initialisation():
+    at = open_app(PAGE, {**SMALL, "cv_lines": 1, "cv_steps": 0})
+    charts = assert_page_ok(at, 2)   # no "after training" panel, sweep at init only
+    finite = [tr for tr in charts[0]["data"] if tr.get("name", "").startswith("width")]
+    assert len(finite) == 2 * 3
+    assert len(printed_slopes(at)) == 1
+
+
+def test_jacot_fig1_preset_sets_the_paper_setting_and_waits_for_a_click():
+    """The full Jacot preset takes minutes cold on 2 cores, so the page shows the analytic curve
+    and waits for the button (the computation itself is tested in test_convergence.py)."""
+    at = open_app(PAGE, {"preset": "jacot_fig1", "cv_smax": 256, "cv_strain": 0})
+    assert exceptions(at) == []
+    assert at.sidebar.selectbox(key="activation").value == "relu"
+    assert at.sidebar.select_slider(key="cv_w2").value == 10_000
+    assert at.sidebar.select_slider(key="cv_w1").value == 500
+    assert _q(at, "cv_seeds") == "10" and _q(at, "cv_steps") == "200" and _q(at, "depth") == "3"
+    assert any("Compute" in b.label for b in at.button)
+    assert any("waits for the button" in i.value for i in at.info)
+    charts = plotly_charts(at)
+    assert any(tr.get("name") == "infinite width (analytic)" for tr in charts[0]["data"])
+
+
+@pytest.mark.slow
+def test_arora_preset_prints_a_slope_near_minus_one_half():
+    at = open_app(PAGE, {"preset": "arora_rate", "cv_seeds": 3}, timeout=300)
+    assert_page_ok(at, 2)
+    slopes = printed_slopes(at)
+    assert len(slopes) == 1 and -0.65 <= slopes[0] <= -0.35, slopes
+
+
+@pytest.mark.slow
+def test_jacot_fig2_preset_draws_percentiles(monkeypatch):
+    at = open_app(PAGE, {"preset": "jacot_fig2", "cv_seeds": 4, "cv_f2steps": 200,
+                         "cv_smax": 128}, timeout=300)
+    charts = assert_page_ok(at, 3)   # init kernels, sweep, Fig 2
+    names = [tr.get("name", "") for tr in charts[-1]["data"]]
+    assert any("NTK-GP" in n for n in names) and any("width 1,000" in n for n in names)
+    assert _q(at, "cv_f2") == "1"
+
+
+def test_bad_url_values_give_notices_not_tracebacks():
+    at = open_app(PAGE, {**SMALL, "cv_w1": "abc", "cv_seeds": 999, "cv_steps": 0})
+    assert exceptions(at) == []
+    msgs = " ".join(notices(at))
+    assert "cv_w1" in msgs and "cv_seeds" in msgs
+    assert at.sidebar.select_slider(key="cv_w1").value == 500
+
+
+def test_equal_widths_warn():
+    at = open_app(PAGE, {**SMALL, "cv_w1": 64, "cv_w2": 64, "cv_steps": 0, "cv_smax": 32})
+    assert exceptions(at) == []
+    assert any("at least two different widths" in w for w in notices(at))
