@@ -196,3 +196,21 @@ def test_depth_page(server, browser):
     wait_for_app(page)
     page.screenshot(path=os.path.join(ARTIFACTS, "depth.png"), full_page=True)
     page.context.close()
+
+
+def test_kernel_convergence_page(server, browser):
+    """Kernel convergence page with small widths: every chart drawn, the fitted slope printed,
+    no exception; saves tests/artifacts/kernel_convergence.png."""
+    page = open_page(browser, server + "/kernel_convergence?depth=3&activation=relu&sigma_w=1"
+                     "&sigma_b=0.1&cv_w1=64&cv_w2=1024&cv_seeds=5&cv_steps=50&cv_smin=32"
+                     "&cv_smax=1024&cv_sseeds=2&cv_spoints=8")
+    assert_no_exception(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+    assert page.locator(".js-plotly-plot").count() == 3
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    assert page.get_by_text("fitted slope").first.is_visible()
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.set_viewport_size({"width": 1500, "height": 3000})
+    wait_for_app(page)
+    page.screenshot(path=os.path.join(ARTIFACTS, "kernel_convergence.png"), full_page=True)
+    page.context.close()
