@@ -24,7 +24,7 @@ NTK_LATEX = [
     r"\;\xrightarrow{m\to\infty}\;\Theta_\infty(x,x')",
     r"\Sigma^{(1)}(x,x') = \frac{\sigma_w^2}{d}\,x^\top x' + \sigma_b^2,\qquad "
     r"\Theta^{(1)} = \Sigma^{(1)}",
-    r"\Sigma^{(l+1)} = \sigma_w^2\,\mathbb{E}[\phi(u)\phi(v)] + \sigma_b^2,\qquad "
+    r"\Sigma^{(l+1)} = \sigma_w^2\,\mathbb{E}[\phi(u)\phi(v)] + \sigma_b^2",
     r"\Theta^{(l+1)} = \Sigma^{(l+1)} + \sigma_w^2\,\mathbb{E}[\phi'(u)\phi'(v)]\;\Theta^{(l)}",
     r"(u,v)\sim\mathcal{N}\!\left(0,\begin{pmatrix}\Sigma^{(l)}(x,x) & \Sigma^{(l)}(x,x')\\ "
     r"\Sigma^{(l)}(x,x') & \Sigma^{(l)}(x',x')\end{pmatrix}\right)",

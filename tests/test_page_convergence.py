@@ -120,3 +120,40 @@ def test_equal_widths_warn():
     at = open_app(PAGE, {**SMALL, "cv_w1": 64, "cv_w2": 64, "cv_steps": 0, "cv_smax": 32})
     assert exceptions(at) == []
     assert any("at least two different widths" in w for w in notices(at))
+
+
+@pytest.mark.slow
+def test_jacot_preset_warm_rerun_under_half_a_second(monkeypatch):
+    """The Jacot preset's page logic (20 networks x 2 panels, band and mean) with the networks
+    replaced by a fast stand-in: the Compute button runs every unit with a progress bar, and a warm
+    rerun (everything cached) takes < 0.5 s."""
+    import ntk_core as nc
+    from dashboard import convergence_cache as cc
+
+    cc.clear()
+    calls = []
+
+    def fake_angle_kernels(spec, seed, n_angles, steps, lr, n_train):
+        calls.append((spec.width, seed))
+        row = np.full((1, n_angles), 0.3 + 1e-3 * seed)
+        return nc.FiniteKernelPair(row, row * 1.01 if steps else None,
+                                   np.ones(steps + 1) if steps else None)
+
+    monkeypatch.setattr(nc, "angle_kernels", fake_angle_kernels)
+    at = open_app(PAGE, {"preset": "jacot_fig1", "cv_smax": 64, "cv_strain": 0,
+                         "cv_sseeds": 1, "cv_spoints": 4})
+    assert exceptions(at) == []
+    button = next(b for b in at.button if "Compute 20 networks" in b.label)
+    button.click().run()
+    assert exceptions(at) == [] and [e.value for e in at.error] == []
+    assert sorted(set(calls)) == [(w, s) for w in (500, 10_000) for s in range(10)]
+    assert len(plotly_charts(at)) == 3
+    n_calls = len(calls)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - start)
+    assert len(calls) == n_calls          # nothing recomputed
+    assert min(times) < 0.5, times
+    cc.clear()
