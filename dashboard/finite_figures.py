@@ -40,7 +40,8 @@ def prediction_figure(
     fig = new_figure(title, "x", "f(x)", style=style)
     if show_bands and theory_sd is not None:
         add_band(fig, x_test, theory_mean - 2 * theory_sd, theory_mean + 2 * theory_sd,
-                 f"{theory_label} ± 2 sd", color=theory_color, alpha=0.22, style=style)
+                 f"{theory_label} ± 2 sd", color=theory_color,
+                 alpha=0.35 if style is not None and style.theme == "dark" else 0.22, style=style)
     if show_bands and ensemble_mean is not None and ensemble_sd is not None:
         add_band(fig, x_test, ensemble_mean - 2 * ensemble_sd, ensemble_mean + 2 * ensemble_sd,
                  "ensemble ± 2 sd", color=COLORS["ensemble"], alpha=0.12, dash="dash",
