@@ -27,6 +27,7 @@ import dataclasses
 import functools
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Sequence
 
 import jax
@@ -95,13 +96,38 @@ def gaussian_training_set(n_train: int, seed: int = 0):
     return x, product_target(x)
 
 
+RNG_PIECES = 2                 # large matrices are drawn in this many row blocks, one thread each
+RNG_PIECE_MIN = 1 << 20        # entries below which a matrix is drawn in one piece
+
+
+def _draw_normal(seq, shape, dtype):
+    """N(0, 1) array from SeedSequence `seq`: row blocks from spawned generators, filled by up to
+    RNG_PIECES threads (numpy releases the GIL while filling); deterministic for a given seq."""
+    out = np.empty(shape, dtype)
+    n = RNG_PIECES if out.size >= RNG_PIECE_MIN and shape[0] >= RNG_PIECES else 1
+    bounds = np.linspace(0, shape[0], n + 1).astype(int)
+    seqs = seq.spawn(n)
+
+    def fill(i):
+        np.random.default_rng(seqs[i]).standard_normal(out=out[bounds[i]:bounds[i + 1]], dtype=dtype)
+
+    if n == 1:
+        fill(0)
+    else:
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(fill, range(n)))
+    return out
+
+
 def fast_init_params(spec: MLP, seed: int, input_dim: int, dtype=np.float32):
-    """MLP parameters W, b ~ N(0, 1) from numpy's generator (layout of nc.init_params)."""
+    """MLP parameters W, b ~ N(0, 1) from numpy's PCG64 (layout of nc.init_params)."""
     _check_mlp(spec)
-    rng = np.random.default_rng([int(seed) % 2**32, 2018])
-    return [{"w": jnp.asarray(rng.standard_normal(ws, dtype=dtype)),
-             "b": jnp.asarray(rng.standard_normal(bs, dtype=dtype))}
-            for ws, bs, _ in _layer_shapes(spec, (int(input_dim),))]
+    root = np.random.SeedSequence([int(seed) % 2**32, 2018])
+    layers = _layer_shapes(spec, (int(input_dim),))
+    seqs = root.spawn(2 * len(layers))
+    return [{"w": jnp.asarray(_draw_normal(seqs[2 * i], ws, dtype)),
+             "b": jnp.asarray(_draw_normal(seqs[2 * i + 1], bs, dtype))}
+            for i, (ws, bs, _) in enumerate(layers)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,7 +462,7 @@ def function_percentiles(spec: MLP, widths: Sequence[int] = (50, 1000), n_seeds:
 # ---------------------------------------------------------------------------------------------
 # Cost model (for the page's "this will take long" question)
 # ---------------------------------------------------------------------------------------------
-SECONDS_PER_PARAM_INIT = 2e-8         # numpy normal draws (measured on the loaded 2-core machine)
+SECONDS_PER_PARAM_INIT = 3e-8         # numpy normal draws (measured on the loaded 2-core machine)
 SECONDS_PER_PARAM_POINT = 1.5e-10     # forward + backward per evaluation point (empirical NTK)
 SECONDS_PER_PARAM_STEP = 2e-9         # one full-batch GD step on a handful of points (memory bound;
                                       # 0.37 s per step at width 10,000, depth 3)

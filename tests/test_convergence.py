@@ -151,3 +151,11 @@ def test_estimate_grows_with_width_and_steps():
     a = nc.estimate_seconds(3, [500], 10, 122, 0)
     b = nc.estimate_seconds(3, [500, 10_000], 10, 122, 200)
     assert 0 < a < 5 < b
+
+
+def test_fast_init_draws_standard_normals_in_independent_pieces():
+    w = np.asarray(cv.fast_init_params(spec(2048), 5, 2)[1]["w"], np.float64)   # 2 row blocks
+    assert abs(w.mean()) < 3e-3 and abs(w.std() - 1.0) < 3e-3
+    half = w.shape[0] // 2
+    assert abs(np.corrcoef(w[:half].ravel()[:100_000], w[half:].ravel()[:100_000])[0, 1]) < 0.02
+    np.testing.assert_array_equal(w, np.asarray(cv.fast_init_params(spec(2048), 5, 2)[1]["w"]))
