@@ -29,6 +29,7 @@ help=None)`` and return the current value:
     url_selectbox(key, label, options, default, format_func=str)
     url_radio(key, label, options, default, format_func=str, horizontal=False)
     url_toggle(key, label, default)
+    declare(*keys)      a conditional control's key is known even when it is not drawn
 
 Options of selectors appear in the URL as ``str(option)``. Keys must be unique across pages (the
 shared keys `SHARED_KEYS` and ``preset`` are reserved); a value that is invalid for the widget it
@@ -187,6 +188,12 @@ def notice(message: str) -> None:
     notices = st.session_state.setdefault(_NOTICES, [])
     if message not in notices:
         notices.append(message)
+
+
+def declare(*keys: str) -> None:
+    """Mark URL parameters as known on this page without drawing their control (a control that
+    is shown only in some states, e.g. the SGD batch size), so they raise no notice."""
+    st.session_state.setdefault("_urlctl_declared", set()).update(keys)
 
 
 def _bind(key: str, default, parse: Callable, fmt: Callable, make_widget: Callable):
@@ -359,6 +366,7 @@ def _same(a, b) -> bool:
 def begin_run() -> None:
     """Reset the per-run registry and draw the notice area (call before any control)."""
     st.session_state[_RUN_KEYS] = {}
+    st.session_state["_urlctl_declared"] = set()
     st.session_state["_urlctl_preset_box"] = None
     _initial_url()
     _apply_url_preset()
@@ -466,7 +474,8 @@ def finish_run(notice_box=None) -> None:
     if not st.session_state.get(_CHECKED):
         st.session_state[_CHECKED] = True
         for key, raw in _initial_url().items():
-            if key not in run_keys and key.lower() not in _IGNORED_PARAMS:
+            declared = st.session_state.get("_urlctl_declared", set())
+            if key not in run_keys and key not in declared and key.lower() not in _IGNORED_PARAMS:
                 notice(f"URL parameter `{key}={raw}` ignored (this page has no control "
                        f"named `{key}`).")
     show_notices(notice_box)

@@ -55,6 +55,8 @@ optimizer = controls.url_radio("opt", "Optimizer", ["GD", "SGD"], "GD", horizont
 batch = None
 if optimizer == "SGD":
     batch = controls.url_number("batch", "SGD batch size", 1, nc.MAX_CSV_ROWS, 2, step=1)
+else:
+    controls.declare("batch")
 lr = controls.url_number("lr", "Learning rate", 0.0001, 10.0, 0.1, step=0.01, format="%.4f")
 steps = controls.url_number("steps", f"Steps (1..{MAX_STEPS:,})", 1, MAX_STEPS, 10000, step=500)
 n_nets = controls.url_slider("K", f"Networks K (ensemble, 1..{MAX_NETS})", 1, MAX_NETS, 1)

@@ -115,6 +115,15 @@ def test_presets_set_every_control(preset_id):
     assert at.query_params["width"] == str(wanted["width"])
 
 
+def test_conditional_control_in_url_is_not_unknown():
+    """batch belongs to SGD; with GD it is ignored silently and left out of the URL."""
+    at = open_app(FINITE, {"opt": "GD", "batch": 3, "steps": 100, "K": 1})
+    assert notices(at) == [] and exceptions(at) == []
+    assert "batch" not in at.query_params
+    at.sidebar.radio(key="opt").set_value("SGD").run()
+    assert at.sidebar.number_input(key="batch").value == 3
+
+
 def test_preset_from_url_is_overridden_by_explicit_parameters():
     at = open_app(FINITE, {"preset": "seed003_fig2", "steps": 200, "K": 1, "noise": 0.05})
     assert notices(at) == []
