@@ -4,6 +4,7 @@ Pages: every entry of PAGES whose file exists in pages/ is shown (so a page is a
 file and, if it is new, one line here). The page id (file name without the number prefix and .py)
 keys the presets in dashboard/presets.py.
 """
+import logging
 import os
 
 import jax
@@ -45,5 +46,12 @@ pg = st.navigation(pages)
 controls.begin_run()
 notice_box = st.container()
 controls.shared_controls(page_ids.get(pg.title))
-pg.run()
+try:
+    pg.run()
+except Exception as err:  # a bug in a page: a message, not a traceback, in the browser
+    if st.get_option("global.appTest"):
+        raise  # AppTests see the real exception
+    logging.getLogger("ntk_explorer").exception("page %s failed", pg.title)
+    st.error(f"This page hit an error ({type(err).__name__}: {err}). Try other settings; "
+             "the details are in the server log.")
 controls.finish_run(notice_box)

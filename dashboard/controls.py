@@ -31,6 +31,7 @@ help=None)`` and return the current value:
     url_toggle(key, label, default)
     declare(*keys)      a conditional control's key is known even when it is not drawn
 
+Pages should not call st.stop(): it would skip finish_run (the URL write-back); use if/else.
 Options of selectors appear in the URL as ``str(option)``. Keys must be unique across pages (the
 shared keys `SHARED_KEYS` and ``preset`` are reserved); a value that is invalid for the widget it
 meets (e.g. a key reused with another range) falls back to the default. `notice(msg)` shows a
