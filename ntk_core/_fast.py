@@ -72,8 +72,8 @@ def _arccos_dual(act, rho, root, c, theta, ft):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _dual_row(act, poly, snap, ai, sai, rai, a_row, sa_row, ra_row, c_row, v, vd, m, ft):
-    """v[j], vd[j] = E[phi(u) phi(v)], E[phi'(u) phi'(v)] for variances (ai, a_row[j]) and
+def _dual_row(act, poly, snap, ai_row, sai_row, rai_row, a_row, sa_row, ra_row, c_row, v, vd, m, ft):
+    """v[j], vd[j] = E[phi(u) phi(v)], E[phi'(u) phi'(v)] for variances (ai_row[j], a_row[j]) and
     covariance c_row[j], j < m. sa = sqrt(a), ra = 1/sqrt(a) (0 where a = 0). poly: float32 arccos/arcsin polynomials.
     Branches on act / poly stay outside the loops so that each loop vectorizes."""
     pi = ft(_PI)
@@ -82,32 +82,33 @@ def _dual_row(act, poly, snap, ai, sai, rai, a_row, sa_row, ra_row, c_row, v, vd
     if act <= 2:  # arc-cosine family: relu, leaky_relu, abs (Cho & Saul 2009)
         if poly:
             for j in range(m):
-                rho = _rho(c_row[j], rai * ra_row[j], snap, ft)
-                v[j], vd[j] = _arccos_dual(act, rho, sai * sa_row[j], c_row[j], _acos_poly(rho, ft), ft)
+                rho = _rho(c_row[j], rai_row[j] * ra_row[j], snap, ft)
+                v[j], vd[j] = _arccos_dual(act, rho, sai_row[j] * sa_row[j], c_row[j], _acos_poly(rho, ft), ft)
         else:
             for j in range(m):
-                rho = _rho(c_row[j], rai * ra_row[j], snap, ft)
-                v[j], vd[j] = _arccos_dual(act, rho, sai * sa_row[j], c_row[j], math.acos(rho), ft)
-    elif act == 3:  # erf (Williams 1997)
+                rho = _rho(c_row[j], rai_row[j] * ra_row[j], snap, ft)
+                v[j], vd[j] = _arccos_dual(act, rho, sai_row[j] * sa_row[j], c_row[j], math.acos(rho), ft)
+    elif act == 3:  # erf (Williams 1997); here ra = 1 / sqrt(1 + 2a) (see erf_normalizer)
         tiny = ft(1e-37) if poly else ft(1e-300)
-        for j in range(m):
-            c = c_row[j]
-            prod = (one + two * ai) * (one + two * a_row[j])
-            v[j] = min(max(two * c / math.sqrt(prod), -one), one)
-            vd[j] = ft(4.0 / _PI) / math.sqrt(max(prod - ft(4.0) * c * c, tiny))
         if poly:
             for j in range(m):
-                v[j] = ft(2.0 / _PI) * _asin_poly(v[j], ft)
+                e = rai_row[j] * ra_row[j]
+                r = min(max(two * c_row[j] * e, -one), one)
+                v[j] = ft(2.0 / _PI) * _asin_poly(r, ft)
+                vd[j] = ft(4.0 / _PI) * e / math.sqrt(max(one - r * r, tiny))
         else:
             for j in range(m):
-                v[j] = ft(2.0 / _PI) * math.asin(v[j])
+                e = rai_row[j] * ra_row[j]
+                r = min(max(two * c_row[j] * e, -one), one)
+                v[j] = ft(2.0 / _PI) * math.asin(r)
+                vd[j] = ft(4.0 / _PI) * e / math.sqrt(max(one - r * r, tiny))
     elif act == 4:  # gelu (exact), Tsuchida & Ong, arXiv:2002.08517
         tiny = ft(1e-37) if poly else ft(1e-300)
         for j in range(m):
             c = c_row[j]
             aj = a_row[j]
-            p1 = (one + ai) * (one + aj)
-            ab = ai * aj
+            p1 = (one + ai_row[j]) * (one + aj)
+            ab = ai_row[j] * aj
             d2 = max(p1 - c * c, tiny)
             d = math.sqrt(d2)
             t = math.atan2(c, d)
@@ -120,7 +121,7 @@ def _dual_row(act, poly, snap, ai, sai, rai, a_row, sa_row, ra_row, c_row, v, vd
     else:  # sin
         for j in range(m):
             c = c_row[j]
-            e = ft(-0.5) * (ai + a_row[j])
+            e = ft(-0.5) * (ai_row[j] + a_row[j])
             e1 = math.exp(e + c)
             e2 = math.exp(e - c)
             v[j] = ft(0.5) * (e1 - e2)
@@ -148,12 +149,18 @@ def mlp_rows(g, row0, col0, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, poly, snap,
             t = np.empty(m, g.dtype)
             v = np.empty(m, g.dtype)
             vd = np.empty(m, g.dtype)
+            ai = np.empty(m, g.dtype)
+            sai = np.empty(m, g.dtype)
+            rai = np.empty(m, g.dtype)
             for j in range(m):
                 s[j] = w2 * g[r, start + j] + b2
                 t[j] = s[j]
             c0 = col0 + start
             for layer in range(depth):
-                _dual_row(act, poly, snap, a1[layer, i], sa1[layer, i], ra1[layer, i], a2[layer, c0:], sa2[layer, c0:], ra2[layer, c0:], s, v, vd, m, ft)
+                ai[:] = a1[layer, i]
+                sai[:] = sa1[layer, i]
+                rai[:] = ra1[layer, i]
+                _dual_row(act, poly, snap, ai, sai, rai, a2[layer, c0:], sa2[layer, c0:], ra2[layer, c0:], s, v, vd, m, ft)
                 for j in range(m):
                     new = w2 * v[j] + b2
                     t[j] = new + w2 * vd[j] * t[j]
@@ -201,6 +208,9 @@ def cnn_gap_pairs(x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, poly,
         t = np.empty(P * P, x1.dtype)
         v = np.empty(P, x1.dtype)
         vd = np.empty(P, x1.dtype)
+        ai = np.empty(P, x1.dtype)
+        sai = np.empty(P, x1.dtype)
+        rai = np.empty(P, x1.dtype)
         pad_e = np.zeros((h + 2, w + 2, h + 2, w + 2), x1.dtype)
         pad_f = np.zeros((h + 2, w + 2, h + 2, w + 2), x1.dtype)
         # Sigma^0 = w^2 A[x x'^T / C] + b^2
@@ -220,7 +230,10 @@ def cnn_gap_pairs(x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, poly,
             last = layer == depth - 1
             for p in range(P):
                 row = s[p * P : (p + 1) * P]
-                _dual_row(act, poly, snap, a1[i, layer, p], sa1[i, layer, p], ra1[i, layer, p], a2[j, layer], sa2[j, layer], ra2[j, layer], row, v, vd, P, ft)
+                ai[:] = a1[i, layer, p]
+                sai[:] = sa1[i, layer, p]
+                rai[:] = ra1[i, layer, p]
+                _dual_row(act, poly, snap, ai, sai, rai, a2[j, layer], sa2[j, layer], ra2[j, layer], row, v, vd, P, ft)
                 ph, pw = p // w, p % w
                 for q in range(P):
                     f = v[q] + vd[q] * t[p * P + q]
@@ -265,9 +278,7 @@ def cnn_flatten_pairs(x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, p
         sum_f = ft(0.0)
         for layer in range(depth):
             last = layer == depth - 1
-            for p in range(P):
-                # one pixel at a time: variances of image i and image j at the same position
-                _dual_row(act, poly, snap, a1[i, layer, p], sa1[i, layer, p], ra1[i, layer, p], a2[j, layer, p : p + 1], sa2[j, layer, p : p + 1], ra2[j, layer, p : p + 1], s[p : p + 1], v[p : p + 1], vd[p : p + 1], 1, ft)
+            _dual_row(act, poly, snap, a1[i, layer], sa1[i, layer], ra1[i, layer], a2[j, layer], sa2[j, layer], ra2[j, layer], s, v, vd, P, ft)
             for p in range(P):
                 f = v[p] + vd[p] * t[p]
                 if last:

@@ -444,12 +444,18 @@ def _cnn_kernels(spec: CNN, x1, x2, engine):
 ROW_BLOCK = 512
 
 
-def _roots(a1, a2):
-    """sqrt(a) and 1/sqrt(a) (0 where a = 0, which makes rho = 0 there) of per-layer variances."""
+def _roots(a1, a2, act):
+    """sqrt(a) and the per-point normalizer of the kernels' correlation: 1/sqrt(a) (0 where a = 0,
+    which makes rho = 0 there), or 1/sqrt(1 + 2a) for erf (its arcsine argument)."""
+
+    def normalizer(a, sa):
+        if act == "erf":
+            return (1 / np.sqrt(1 + 2 * a)).astype(a.dtype)
+        return np.where(sa > 0, 1 / np.where(sa > 0, sa, 1), 0).astype(a.dtype)
+
     sa1, sa2 = np.sqrt(a1), np.sqrt(a2)
-    with np.errstate(divide="ignore"):
-        ra1 = np.where(sa1 > 0, 1 / np.where(sa1 > 0, sa1, 1), 0).astype(a1.dtype)
-        ra2 = ra1 if a2 is a1 else np.where(sa2 > 0, 1 / np.where(sa2 > 0, sa2, 1), 0).astype(a2.dtype)
+    ra1 = normalizer(a1, sa1)
+    ra2 = ra1 if a2 is a1 else normalizer(a2, sa2)
     return sa1, sa2, ra1, ra2
 
 
@@ -459,7 +465,7 @@ def _mlp_kernels_numba(x1, x2, hist1, hist2, w2, b2, act, symmetric, dtype):
     n1, n2 = x1.shape[0], x2.shape[0]
     a1 = np.ascontiguousarray(hist1, dtype)
     a2 = a1 if symmetric else np.ascontiguousarray(hist2, dtype)
-    sa1, sa2, ra1, ra2 = _roots(a1, a2)
+    sa1, sa2, ra1, ra2 = _roots(a1, a2, act)
     nngp = np.empty((n1, n2), dtype)
     ntk = np.empty((n1, n2), dtype)
     act_id, poly, snap = _fast.ACTIVATION_IDS[act], dtype == np.float32, dtype(_fast.snap_threshold(dtype))
@@ -481,7 +487,7 @@ def _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, readout, dtype
     n, depth1 = hist1.shape[0], hist1.shape[1]
     a1 = np.ascontiguousarray(hist1.reshape(n, depth1, -1), dtype)
     a2 = a1 if symmetric else np.ascontiguousarray(hist2.reshape(hist2.shape[0], depth1, -1), dtype)
-    sa1, sa2, ra1, ra2 = _roots(a1, a2)
+    sa1, sa2, ra1, ra2 = _roots(a1, a2, act)
     kernel = _fast.cnn_gap_pairs if readout == "gap" else _fast.cnn_flatten_pairs
     act_id, poly, snap = _fast.ACTIVATION_IDS[act], dtype == np.float32, dtype(_fast.snap_threshold(dtype))
     nngp = np.empty((n1, n2), dtype)
