@@ -464,8 +464,8 @@ def function_percentiles(spec: MLP, widths: Sequence[int] = (50, 1000), n_seeds:
 # ---------------------------------------------------------------------------------------------
 SECONDS_PER_PARAM_INIT = 3e-8         # numpy normal draws (measured on the loaded 2-core machine)
 SECONDS_PER_PARAM_POINT = 1.5e-10     # forward + backward per evaluation point (empirical NTK)
-SECONDS_PER_PARAM_STEP = 2e-9         # one full-batch GD step on a handful of points (memory bound;
-                                      # 0.37 s per step at width 10,000, depth 3)
+SECONDS_PER_PARAM_STEP = 2.5e-9       # one full-batch GD step on a handful of points (memory bound;
+                                      # 0.4-0.5 s per step at width 10,000, depth 3, loaded machine)
 
 
 def estimate_seconds(depth: int, widths: Sequence[int], n_seeds: int, n_points: int, steps: int,
