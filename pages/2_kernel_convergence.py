@@ -128,6 +128,7 @@ except (ValueError, FloatingPointError) as err:
 keys = {(w, s): cc.angle_key(net, w, s, n_angles, steps, lr, n_train)
         for w in widths for s in range(n_seeds)}
 plot_box = st.container()
+live_slot = st.empty()   # partial charts while a long job runs (replaced by the final charts)
 
 
 def draw_angle(final: bool):
@@ -147,7 +148,7 @@ def draw_angle(final: bool):
         panels.append((f"After {steps:,} GD steps (lr {lr:g}, {n_train} points)", trained_rows,
                        "trained"))
     cols = plot_box.columns(len(panels)) if final else None
-    live = [] if final else plot_box.columns(len(panels))
+    live = [] if final else live_slot.container().columns(len(panels))
     for i, (title, rows, tag) in enumerate(panels):
         summaries = [nc.seed_summary(r) if r.size else None for r in rows]
         fig = cfig.kernel_vs_angle_figure(title, angles, inf_curve, widths, rows, summaries,
@@ -165,7 +166,8 @@ def draw_angle(final: bool):
 
 
 complete = ask_or_run(list(keys.values()), cc.angle_unit, "Kernel vs angle", int(n_angles) + 1,
-                      "angle_button", on_update=None)
+                      "angle_button", on_update=lambda: draw_angle(final=False))
+live_slot.empty()
 init_rows, trained_rows = draw_angle(final=True)
 if steps and any(r.size for r in trained_rows):
     moves = [f"width {w:,}: {100 * nc.relative_change(a, b):.2f} %"
