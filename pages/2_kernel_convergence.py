@@ -124,56 +124,55 @@ try:
     inf_curve = cc.infinite_angle(net, int(n_angles))
 except (ValueError, FloatingPointError) as err:
     st.error(f"The infinite-width kernel could not be computed: {err}")
-    st.stop()
-keys = {(w, s): cc.angle_key(net, w, s, n_angles, steps, lr, n_train)
-        for w in widths for s in range(n_seeds)}
-plot_box = st.container()
-live_slot = st.empty()   # partial charts while a long job runs (replaced by the final charts)
+    inf_curve = None
+if inf_curve is not None:
+    keys = {(w, s): cc.angle_key(net, w, s, n_angles, steps, lr, n_train)
+            for w in widths for s in range(n_seeds)}
+    plot_box = st.container()
+    live_slot = st.empty()   # partial charts while a long job runs (replaced by the final charts)
 
+    def draw_angle(final: bool):
+        got = {ws: cc.angle_unit(k, compute=False) for ws, k in keys.items()}
+        init_rows = [np.array([got[(w, s)][0] for s in range(n_seeds) if got[(w, s)] is not None])
+                     for w in widths]
+        trained_rows = [np.array([got[(w, s)][1] for s in range(n_seeds)
+                                  if got[(w, s)] is not None and got[(w, s)][1] is not None])
+                        for w in widths]
+        all_vals = [inf_curve] + [r for r in init_rows + trained_rows if r.size]
+        lo = min(float(np.min(v)) for v in all_vals)
+        hi = max(float(np.max(v)) for v in all_vals)
+        pad = 0.05 * (hi - lo + 1e-12)
+        y_range = (lo - pad, hi + pad)
+        panels = [("At initialisation", init_rows, "init")]
+        if steps:
+            panels.append((f"After {steps:,} GD steps (lr {lr:g}, {n_train} points)", trained_rows,
+                           "trained"))
+        cols = plot_box.columns(len(panels)) if final else None
+        live = [] if final else live_slot.container().columns(len(panels))
+        for i, (title, rows, tag) in enumerate(panels):
+            summaries = [nc.seed_summary(r) if r.size else None for r in rows]
+            fig = cfig.kernel_vs_angle_figure(title, angles, inf_curve, widths, rows, summaries,
+                                              individual=lines, y_range=y_range, style=style)
+            if not final:
+                live[i].plotly_chart(fig, theme=None, key=f"live_{tag}_{sum(r.shape[0] for r in rows)}")
+                continue
+            table = {"angle": angles, "infinite": inf_curve}
+            for w, r in zip(widths, rows):
+                for s, row in enumerate(r):
+                    table[f"width {w} init {s}"] = row
+            chart(fig, table, NTK_LATEX if i == 0 else None, SOURCE_FIG1 if i == 0 else None,
+                  f"convergence_angle_{tag}", where=cols[i])
+        return init_rows, trained_rows
 
-def draw_angle(final: bool):
-    got = {ws: cc.angle_unit(k, compute=False) for ws, k in keys.items()}
-    init_rows = [np.array([got[(w, s)][0] for s in range(n_seeds) if got[(w, s)] is not None])
-                 for w in widths]
-    trained_rows = [np.array([got[(w, s)][1] for s in range(n_seeds)
-                              if got[(w, s)] is not None and got[(w, s)][1] is not None])
-                    for w in widths]
-    all_vals = [inf_curve] + [r for r in init_rows + trained_rows if r.size]
-    lo = min(float(np.min(v)) for v in all_vals)
-    hi = max(float(np.max(v)) for v in all_vals)
-    pad = 0.05 * (hi - lo + 1e-12)
-    y_range = (lo - pad, hi + pad)
-    panels = [("At initialisation", init_rows, "init")]
-    if steps:
-        panels.append((f"After {steps:,} GD steps (lr {lr:g}, {n_train} points)", trained_rows,
-                       "trained"))
-    cols = plot_box.columns(len(panels)) if final else None
-    live = [] if final else live_slot.container().columns(len(panels))
-    for i, (title, rows, tag) in enumerate(panels):
-        summaries = [nc.seed_summary(r) if r.size else None for r in rows]
-        fig = cfig.kernel_vs_angle_figure(title, angles, inf_curve, widths, rows, summaries,
-                                          individual=lines, y_range=y_range, style=style)
-        if not final:
-            live[i].plotly_chart(fig, theme=None, key=f"live_{tag}_{sum(r.shape[0] for r in rows)}")
-            continue
-        table = {"angle": angles, "infinite": inf_curve}
-        for w, r in zip(widths, rows):
-            for s, row in enumerate(r):
-                table[f"width {w} init {s}"] = row
-        chart(fig, table, NTK_LATEX if i == 0 else None, SOURCE_FIG1 if i == 0 else None,
-              f"convergence_angle_{tag}", where=cols[i])
-    return init_rows, trained_rows
-
-
-complete = ask_or_run(list(keys.values()), cc.angle_unit, "Kernel vs angle", int(n_angles) + 1,
-                      "angle_button", on_update=lambda: draw_angle(final=False))
-live_slot.empty()
-init_rows, trained_rows = draw_angle(final=True)
-if steps and any(r.size for r in trained_rows):
-    moves = [f"width {w:,}: {100 * nc.relative_change(a, b):.2f} %"
-             for w, a, b in zip(widths, init_rows, trained_rows) if b.size]
-    st.caption("Mean relative change of Θ(x₀, ·) during training — " + "; ".join(moves)
-               + ". Narrow networks scatter more at initialisation and move more in training.")
+    complete = ask_or_run(list(keys.values()), cc.angle_unit, "Kernel vs angle", int(n_angles) + 1,
+                          "angle_button", on_update=lambda: draw_angle(final=False))
+    live_slot.empty()
+    init_rows, trained_rows = draw_angle(final=True)
+    if steps and any(r.size for r in trained_rows):
+        moves = [f"width {w:,}: {100 * nc.relative_change(a, b):.2f} %"
+                 for w, a, b in zip(widths, init_rows, trained_rows) if b.size]
+        st.caption("Mean relative change of Θ(x₀, ·) during training — " + "; ".join(moves)
+                   + ". Narrow networks scatter more at initialisation and move more in training.")
 
 # ---- 2. convergence rate -----------------------------------------------------------------------
 st.subheader("2 · Convergence rate: distance to the infinite kernel against width")

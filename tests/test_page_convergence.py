@@ -157,3 +157,10 @@ def test_jacot_preset_warm_rerun_under_half_a_second(monkeypatch):
     assert len(calls) == n_calls          # nothing recomputed
     assert min(times) < 0.5, times
     cc.clear()
+
+
+def test_diverging_learning_rate_gives_a_message_not_a_traceback():
+    at = open_app(PAGE, {**SMALL, "cv_lr": 10.0, "cv_steps": 200, "cv_smax": 32})
+    assert exceptions(at) == []
+    errors = " ".join(e.value for e in at.error)
+    assert "diverged" in errors and "lr" in errors
