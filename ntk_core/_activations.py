@@ -108,6 +108,14 @@ def _correlation(a, b, c):
     return rho, root
 
 
+def snap_covariance(a, b, c):
+    """c = +-sqrt(a b) where |c| is within a few ulps of it (see _fast._snap_row): exact duplicates
+    stay exactly correlated; otherwise, in the chaotic phase, rounding grows by chi_1 per layer."""
+    root = jnp.sqrt(a * b)
+    snap = 1.0 - _RHO_SNAP_ULPS * float(jnp.finfo(root.dtype).eps)
+    return jnp.where(jnp.abs(c) >= snap * root, jnp.where(c > 0, root, -root), c)
+
+
 def _arccos_kernels(a, b, c):
     """(J1, J0): E[relu(u) relu(v)] = sqrt(ab) (sin t + (pi - t) cos t) / (2 pi) and
     E[step(u) step(v)] = (pi - t) / (2 pi), t = arccos rho (Cho & Saul 2009; Arora et al. 2019)."""
@@ -166,7 +174,9 @@ def _dual_gelu(a, b, c):
       V_dot = 1/4 + t/(2 pi) + c (1/D^2 + (1 - ab)/((1+a)(1+b)) + 1) / (2 pi D)."""
     p1 = (1.0 + a) * (1.0 + b)
     ab = a * b
-    d2 = jnp.maximum(p1 - c * c, jnp.finfo(p1.dtype).tiny)
+    root = jnp.sqrt(ab)
+    # (1+a)(1+b) - c^2 without cancellation at large variance
+    d2 = jnp.maximum(1.0 + a + b + (root - jnp.abs(c)) * (root + jnp.abs(c)), jnp.finfo(p1.dtype).tiny)
     d = jnp.sqrt(d2)
     t = jnp.arctan2(c, d)
     v = 0.25 * c + (c * t + (c * c + ab * d2) / (p1 * d)) * (1.0 / (2 * _PI))
@@ -188,8 +198,8 @@ _CLOSED_FORM = {
 # --------------------------------------------------------------------------------------------
 # Any other activation: Mehler / Hermite series with 1-D Gauss-Hermite coefficients
 # --------------------------------------------------------------------------------------------
-HERMITE_TERMS = 96
-HERMITE_NODES = 240
+HERMITE_TERMS = 160
+HERMITE_NODES = 320
 
 
 @functools.lru_cache(maxsize=8)
@@ -290,6 +300,7 @@ def dual_activation_with_bound(activation: ActivationLike, var1, var2, cov):
     """`dual_activation` plus a bound on its error: 0 for closed forms, the Hermite truncation
     bound of `hermite_dual` otherwise."""
     var1, var2, cov = jnp.asarray(var1), jnp.asarray(var2), jnp.asarray(cov)
+    cov = snap_covariance(var1, var2, cov)
     if is_closed_form(activation):
         v, v_dot = _CLOSED_FORM[activation](var1, var2, cov)
         return v, v_dot, jnp.zeros((), v.dtype)

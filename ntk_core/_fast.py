@@ -72,6 +72,18 @@ def _arccos_dual(act, rho, root, c, theta, ft):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
+def _snap_row(c_row, sai_row, sa_row, snap, m):
+    """c = +-sqrt(a b) where |c| is within a few ulps of it: exact duplicates then stay exactly
+    correlated. Without this, in the chaotic phase (chi_1 > 1) rounding on the diagonal grows by
+    chi_1 per layer and reaches O(1) after a few hundred layers."""
+    for j in range(m):
+        root = sai_row[j] * sa_row[j]
+        c = c_row[j]
+        if abs(c) >= snap * root:
+            c_row[j] = root if c > 0 else -root
+
+
+@njit(inline="always", fastmath=_FASTMATH)
 def _dual_row(act, poly, snap, ai_row, sai_row, rai_row, a_row, sa_row, ra_row, c_row, v, vd, m, ft):
     """v[j], vd[j] = E[phi(u) phi(v)], E[phi'(u) phi'(v)] for variances (ai_row[j], a_row[j]) and
     covariance c_row[j], j < m. sa = sqrt(a), ra = 1/sqrt(a) (0 where a = 0). poly: float32 arccos/arcsin polynomials.
@@ -109,7 +121,9 @@ def _dual_row(act, poly, snap, ai_row, sai_row, rai_row, a_row, sa_row, ra_row, 
             aj = a_row[j]
             p1 = (one + ai_row[j]) * (one + aj)
             ab = ai_row[j] * aj
-            d2 = max(p1 - c * c, tiny)
+            root = sai_row[j] * sa_row[j]
+            # (1+a)(1+b) - c^2 without cancellation at large variance
+            d2 = max(one + ai_row[j] + aj + (root - abs(c)) * (root + abs(c)), tiny)
             d = math.sqrt(d2)
             t = math.atan2(c, d)
             v[j] = ft(0.25) * c + (c * t + (c * c + ab * d2) / (p1 * d)) * inv2pi
@@ -160,6 +174,7 @@ def mlp_rows(g, row0, col0, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, poly, snap,
                 ai[:] = a1[layer, i]
                 sai[:] = sa1[layer, i]
                 rai[:] = ra1[layer, i]
+                _snap_row(s, sai, sa2[layer, c0:], snap, m)
                 _dual_row(act, poly, snap, ai, sai, rai, a2[layer, c0:], sa2[layer, c0:], ra2[layer, c0:], s, v, vd, m, ft)
                 for j in range(m):
                     new = w2 * v[j] + b2
@@ -233,6 +248,7 @@ def cnn_gap_pairs(x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, poly,
                 ai[:] = a1[i, layer, p]
                 sai[:] = sa1[i, layer, p]
                 rai[:] = ra1[i, layer, p]
+                _snap_row(row, sai, sa2[j, layer], snap, P)
                 _dual_row(act, poly, snap, ai, sai, rai, a2[j, layer], sa2[j, layer], ra2[j, layer], row, v, vd, P, ft)
                 ph, pw = p // w, p % w
                 for q in range(P):
@@ -278,6 +294,7 @@ def cnn_flatten_pairs(x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, p
         sum_f = ft(0.0)
         for layer in range(depth):
             last = layer == depth - 1
+            _snap_row(s, sa1[i, layer], sa2[j, layer], snap, P)
             _dual_row(act, poly, snap, a1[i, layer], sa1[i, layer], ra1[i, layer], a2[j, layer], sa2[j, layer], ra2[j, layer], s, v, vd, P, ft)
             for p in range(P):
                 f = v[p] + vd[p] * t[p]

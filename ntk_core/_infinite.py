@@ -328,15 +328,17 @@ def _patch_average_4d(k):
 @functools.partial(jax.jit, static_argnames=("activation", "depth"))
 def _cnn_diagonal(x, w2, b2, *, activation, depth):
     """Per-layer pixel variances (depth + 1, n, H, W) and the pixel-diagonal NTK (n, H, W)."""
-    var = w2 * _patch_average_2d(jnp.mean(x * x, axis=-1)) + b2
-    theta = var
-    history = [var]
-    for _ in range(depth):
+    var0 = w2 * _patch_average_2d(jnp.mean(x * x, axis=-1)) + b2
+
+    def step(carry, _):
+        var, theta = carry
         v, v_dot = dual_activation_diag(activation, var)
         theta = w2 * _patch_average_2d(v + v_dot * theta) + b2
         var = w2 * _patch_average_2d(v) + b2
-        history.append(var)
-    return jnp.stack(history), theta
+        return (var, theta), var
+
+    (_, theta), history = jax.lax.scan(step, (var0, var0), None, length=depth)  # flat compile time
+    return jnp.concatenate([var0[None], history], axis=0), theta
 
 
 def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout):
