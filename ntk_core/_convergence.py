@@ -37,7 +37,7 @@ import numpy as np
 from ._finite import _layer_shapes, count_params, empirical_ntk, forward
 from ._infinite import infinite_kernels
 from ._ntk_gp import ntk_gp
-from ._spec import MLP
+from ._spec import MLP, check_lr
 from ._training import train
 
 # Size limits (ValueError naming the field when exceeded).
@@ -58,16 +58,6 @@ def _check_int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
     return int(value)
-
-
-def _check_lr(lr):
-    try:
-        lr = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"lr must be a number, got {lr!r}") from None
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite positive number, got {lr}")
-    return lr
 
 
 def _check_mlp(spec):
@@ -171,7 +161,7 @@ def finite_kernel_pair(spec: MLP, seed: int, x1, x2, x_train=None, y_train=None,
     k0 = np.asarray(empirical_ntk(spec, params, x1, x2), np.float64)
     if steps == 0:
         return FiniteKernelPair(k0, None, None)
-    lr = _check_lr(lr)
+    lr = check_lr(lr)
     if x_train is None or y_train is None:
         raise ValueError("x_train and y_train are needed when steps > 0")
     xt = jnp.asarray(x_train, jnp.float32)
@@ -432,7 +422,7 @@ def function_percentiles(spec: MLP, widths: Sequence[int] = (50, 1000), n_seeds:
     n_seeds = _check_int("n_seeds", n_seeds, 2, MAX_SEEDS)
     n_points = _check_int("n_points", n_points, 1, 64)
     steps = _check_int("steps", steps, 1, MAX_STEPS)
-    lr = _check_lr(lr)
+    lr = check_lr(lr)
     g, x = circle_points(n_angles)
     tg = np.pi / 8 + 2 * np.pi * np.arange(n_points) / n_points
     tg = np.angle(np.exp(1j * tg))

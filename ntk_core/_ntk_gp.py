@@ -33,7 +33,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ._infinite import infinite_kernels
-from ._spec import CNN, MLP
+from ._spec import CNN, MLP, check_targets
 
 MAX_TRAIN = 5_000
 MAX_TEST = 20_000
@@ -94,14 +94,7 @@ def _times(t):
 
 
 def _targets(y, n, name):
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},) or ({n}, 1), got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return y
+    return check_targets(y, n, name, dtype=np.float64)
 
 
 def _coefficients(lam, times, n):

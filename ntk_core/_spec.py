@@ -56,6 +56,31 @@ def _check_activation(value) -> ActivationLike:
     )
 
 
+def check_targets(y, n: int, name: str, dtype=None):
+    """Targets as a finite vector of length n; accepts shape (n,) or (n, 1)."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=dtype)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) or ({n}, 1), got {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return y
+
+
+def check_lr(lr) -> float:
+    """A learning rate: a finite positive number."""
+    try:
+        lr = float(lr)
+    except (TypeError, ValueError):
+        raise ValueError(f"lr must be a number, got {lr!r}") from None
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a finite positive number, got {lr}")
+    return lr
+
+
 def activation_name(activation: ActivationLike) -> str:
     return activation if isinstance(activation, str) else getattr(activation, "__name__", "custom")
 

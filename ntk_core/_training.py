@@ -46,7 +46,7 @@ from ._finite import (
     forward,
 )
 from ._activations import activation_fn
-from ._spec import MLP
+from ._spec import MLP, check_lr, check_targets
 
 # Size limits (ValueError naming the field when exceeded).
 MAX_SEEDS = 1_000
@@ -315,17 +315,6 @@ def _block_size(spec, shape, dtype):
     return max(1, CACHE_BUDGET // (2 * n_params * jnp.dtype(dtype).itemsize))
 
 
-def _as_targets(y, n, name):
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},) or ({n}, 1), got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return y
-
-
 def _seed_array(seeds):
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         seeds = [seeds]
@@ -370,14 +359,9 @@ def train(
     n = x.shape[0]
     if n > MAX_TRAIN_POINTS:
         raise ValueError(f"x has {n} training points, more than the limit of {MAX_TRAIN_POINTS}")
-    y = _as_targets(y, n, "y")
-    y_test = _as_targets(y_test, x_test.shape[0], "y_test")
-    try:
-        lr = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"lr must be a number, got {lr!r}") from None
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite positive number, got {lr}")
+    y = check_targets(y, n, "y")
+    y_test = check_targets(y_test, x_test.shape[0], "y_test")
+    lr = check_lr(lr)
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be an integer in [0, {MAX_STEPS}], got {steps!r}")
     steps = int(steps)
