@@ -11,10 +11,14 @@ check the two engines against each other and both against Neural Tangents' refer
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 # Activation ids understood by the kernels (closed forms only; others go through JAX).
 ACTIVATION_IDS = {"relu": 0, "leaky_relu": 1, "abs": 2, "erf": 3, "gelu": 4, "identity": 5, "sin": 6}
@@ -23,6 +27,13 @@ _FASTMATH = True  # overflow is caught before: the diagonal pass bounds every en
 _PI = math.pi
 _LEAKY = 0.1  # keep equal to _spec.LEAKY_RELU_SLOPE (checked by the tests)
 _SNAP_ULPS = 8  # same rule as _activations._RHO_SNAP_ULPS
+
+
+class CompiledKernels(NamedTuple):
+    mlp_rows: object
+    cnn_gap_pairs: object
+    cnn_flatten_pairs: object
+    mlp_diagonal: object
 
 
 @njit(inline="always", fastmath=_FASTMATH)
@@ -72,121 +83,61 @@ def _arccos_dual(act, rho, root, c, theta, ft):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _snap_row(c_row, sai_row, sa_row, snap, m):
-    """c = +-sqrt(a b) where |c| is within a few ulps of it: exact duplicates then stay exactly
-    correlated. Without this, in the chaotic phase (chi_1 > 1) rounding on the diagonal grows by
-    chi_1 per layer and reaches O(1) after a few hundred layers."""
-    for j in range(m):
-        root = sai_row[j] * sa_row[j]
-        c = c_row[j]
-        if abs(c) >= snap * root:
-            c_row[j] = root if c > 0 else -root
+def _dual_entry(act, poly, c, ai, sai, rai, aj, saj, raj, snap, ft):
+    """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for variances (ai, aj) and covariance c.
+
+    sa = sqrt(a); ra = 1/sqrt(a) (0 where a = 0), or 1/sqrt(1 + 2a) for erf. poly: float32 arccos /
+    arcsin polynomials. c is first snapped to +-sqrt(ai aj) where it is within a few ulps of it:
+    exact duplicates then stay exactly correlated. Without this, in the chaotic phase (chi_1 > 1)
+    rounding on the diagonal grows by chi_1 per layer and reaches O(1) after a few hundred layers."""
+    one, two, zero = ft(1.0), ft(2.0), ft(0.0)
+    root = sai * saj
+    if abs(c) >= snap * root:
+        c = root if c > zero else -root
+    if act <= 2:  # arc-cosine family: relu, leaky_relu, abs (Cho & Saul 2009)
+        rho = _rho(c, rai * raj, snap, ft)
+        theta = _acos_poly(rho, ft) if poly else math.acos(rho)
+        return _arccos_dual(act, rho, root, c, theta, ft)
+    if act == 3:  # erf (Williams 1997)
+        e = rai * raj
+        r = min(max(two * c * e, -one), one)
+        asin_r = _asin_poly(r, ft) if poly else math.asin(r)
+        tiny = ft(1e-37) if poly else ft(1e-300)
+        return ft(2.0 / _PI) * asin_r, ft(4.0 / _PI) * e / math.sqrt(max(one - r * r, tiny))
+    if act == 4:  # gelu (exact), Tsuchida & Ong, arXiv:2002.08517
+        tiny = ft(1e-37) if poly else ft(1e-300)
+        inv2pi = ft(1.0 / (2 * _PI))
+        p1 = (one + ai) * (one + aj)
+        ab = ai * aj
+        # (1+a)(1+b) - c^2 without cancellation at large variance
+        d2 = max(one + ai + aj + (root - abs(c)) * (root + abs(c)), tiny)
+        d = math.sqrt(d2)
+        t = math.atan2(c, d)
+        v = ft(0.25) * c + (c * t + (c * c + ab * d2) / (p1 * d)) * inv2pi
+        return v, ft(0.25) + t * inv2pi + c * (one / d2 + (one - ab) / p1 + one) * inv2pi / d
+    if act == 5:  # identity
+        return c, one
+    e = ft(-0.5) * (ai + aj)  # sin
+    e1 = math.exp(e + c)
+    e2 = math.exp(e - c)
+    return ft(0.5) * (e1 - e2), ft(0.5) * (e1 + e2)
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _dual_row(act, poly, snap, ai_row, sai_row, rai_row, a_row, sa_row, ra_row, c_row, v, vd, m, ft):
-    """v[j], vd[j] = E[phi(u) phi(v)], E[phi'(u) phi'(v)] for variances (ai_row[j], a_row[j]) and
-    covariance c_row[j], j < m. sa = sqrt(a), ra = 1/sqrt(a) (0 where a = 0). poly: float32 arccos/arcsin polynomials.
-    Branches on act / poly stay outside the loops so that each loop vectorizes."""
-    pi = ft(_PI)
-    inv2pi = ft(1.0 / (2 * _PI))
-    one, two, zero = ft(1.0), ft(2.0), ft(0.0)
-    if act <= 2:  # arc-cosine family: relu, leaky_relu, abs (Cho & Saul 2009)
-        if poly:
-            for j in range(m):
-                rho = _rho(c_row[j], rai_row[j] * ra_row[j], snap, ft)
-                v[j], vd[j] = _arccos_dual(act, rho, sai_row[j] * sa_row[j], c_row[j], _acos_poly(rho, ft), ft)
-        else:
-            for j in range(m):
-                rho = _rho(c_row[j], rai_row[j] * ra_row[j], snap, ft)
-                v[j], vd[j] = _arccos_dual(act, rho, sai_row[j] * sa_row[j], c_row[j], math.acos(rho), ft)
-    elif act == 3:  # erf (Williams 1997); here ra = 1 / sqrt(1 + 2a) (see erf_normalizer)
-        tiny = ft(1e-37) if poly else ft(1e-300)
-        if poly:
-            for j in range(m):
-                e = rai_row[j] * ra_row[j]
-                r = min(max(two * c_row[j] * e, -one), one)
-                v[j] = ft(2.0 / _PI) * _asin_poly(r, ft)
-                vd[j] = ft(4.0 / _PI) * e / math.sqrt(max(one - r * r, tiny))
-        else:
-            for j in range(m):
-                e = rai_row[j] * ra_row[j]
-                r = min(max(two * c_row[j] * e, -one), one)
-                v[j] = ft(2.0 / _PI) * math.asin(r)
-                vd[j] = ft(4.0 / _PI) * e / math.sqrt(max(one - r * r, tiny))
-    elif act == 4:  # gelu (exact), Tsuchida & Ong, arXiv:2002.08517
-        tiny = ft(1e-37) if poly else ft(1e-300)
-        for j in range(m):
-            c = c_row[j]
-            aj = a_row[j]
-            p1 = (one + ai_row[j]) * (one + aj)
-            ab = ai_row[j] * aj
-            root = sai_row[j] * sa_row[j]
-            # (1+a)(1+b) - c^2 without cancellation at large variance
-            d2 = max(one + ai_row[j] + aj + (root - abs(c)) * (root + abs(c)), tiny)
-            d = math.sqrt(d2)
-            t = math.atan2(c, d)
-            v[j] = ft(0.25) * c + (c * t + (c * c + ab * d2) / (p1 * d)) * inv2pi
-            vd[j] = ft(0.25) + t * inv2pi + c * (one / d2 + (one - ab) / p1 + one) * inv2pi / d
-    elif act == 5:  # identity
-        for j in range(m):
-            v[j] = c_row[j]
-            vd[j] = one
-    else:  # sin
-        for j in range(m):
-            c = c_row[j]
-            e = ft(-0.5) * (ai_row[j] + a_row[j])
-            e1 = math.exp(e + c)
-            e2 = math.exp(e - c)
-            v[j] = ft(0.5) * (e1 - e2)
-            vd[j] = ft(0.5) * (e1 + e2)
+def _dual_row_of(act, poly, snap, ai_row, sai_row, rai_row, a_row, sa_row, ra_row, c_row, v, vd, m, ft):
+    for j in range(m):
+        v[j], vd[j] = _dual_entry(
+            act, poly, c_row[j], ai_row[j], sai_row[j], rai_row[j], a_row[j], sa_row[j], ra_row[j], snap, ft
+        )
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def mlp_rows(g, row0, col0, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, poly, snap, symmetric, out_s, out_t, ft):
-    """Rows row0 .. row0 + len(g) of the fully connected NNGP / NTK.
-
-    g[r, k] = x1[row0 + r] . x2[col0 + k] / d; a1 (depth + 1, n1), a2 (depth + 1, n2): per-layer
-    variances, sa = sqrt(a). symmetric: x2 is x1, compute columns >= the row and mirror."""
-    rows, cols = g.shape
-    depth = a1.shape[0] - 1
-    half = (rows + 1) // 2
-    for k in prange(half):  # rows k and rows-1-k together: balanced work in the triangle
-        for which in range(2):
-            r = np.int64(k) if which == 0 else np.int64(rows - 1 - k)
-            if which == 1 and r == k:
-                continue
-            i = row0 + r
-            start = i - col0 if symmetric else 0
-            m = np.int64(cols - start)
-            s = np.empty(m, g.dtype)
-            t = np.empty(m, g.dtype)
-            v = np.empty(m, g.dtype)
-            vd = np.empty(m, g.dtype)
-            ai = np.empty(m, g.dtype)
-            sai = np.empty(m, g.dtype)
-            rai = np.empty(m, g.dtype)
-            for j in range(m):
-                s[j] = w2 * g[r, start + j] + b2
-                t[j] = s[j]
-            c0 = col0 + start
-            for layer in range(depth):
-                ai[:] = a1[layer, i]
-                sai[:] = sa1[layer, i]
-                rai[:] = ra1[layer, i]
-                _snap_row(s, sai, sa2[layer, c0:], snap, m)
-                _dual_row(act, poly, snap, ai, sai, rai, a2[layer, c0:], sa2[layer, c0:], ra2[layer, c0:], s, v, vd, m, ft)
-                for j in range(m):
-                    new = w2 * v[j] + b2
-                    t[j] = new + w2 * vd[j] * t[j]
-                    s[j] = new
-            for j in range(m):
-                out_s[i, c0 + j] = s[j]
-                out_t[i, c0 + j] = t[j]
-            if symmetric:
-                for j in range(m):
-                    out_s[c0 + j, i] = s[j]
-                    out_t[c0 + j, i] = t[j]
+@njit(inline="always", fastmath=_FASTMATH)
+def _mlp_layer_of(act, poly, s, t, ai, sai, rai, a_row, sa_row, ra_row, m, w2, b2, snap, ft):
+    for j in range(m):
+        v, vd = _dual_entry(act, poly, s[j], ai, sai, rai, a_row[j], sa_row[j], ra_row[j], snap, ft)
+        new = w2 * v + b2
+        t[j] = new + w2 * vd * t[j]
+        s[j] = new
 
 
 @njit(inline="always", fastmath=_FASTMATH)
@@ -208,109 +159,6 @@ def _patch_average_pairs(src, dst, h, w, w2, b2, ft):
                     dst[base + qw] = w2 * ft(1.0 / 9.0) * dst[base + qw] + b2
 
 
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def cnn_gap_pairs(x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, poly, snap, out_s, out_t, ft):
-    """CNTK with global average pooling for image pairs (x1[ii[k]], x2[jj[k]]).
-
-    x: (n, H, W, C); a: per-layer pixel variances (n, depth + 1, H*W). Writes out[k]."""
-    n_pairs = ii.shape[0]
-    h, w, ch = x1.shape[1], x1.shape[2], x1.shape[3]
-    P = h * w
-    depth = a1.shape[1] - 1
-    for k in prange(n_pairs):
-        i, j = np.int64(ii[k]), np.int64(jj[k])
-        s = np.empty(P * P, x1.dtype)
-        t = np.empty(P * P, x1.dtype)
-        v = np.empty(P, x1.dtype)
-        vd = np.empty(P, x1.dtype)
-        ai = np.empty(P, x1.dtype)
-        sai = np.empty(P, x1.dtype)
-        rai = np.empty(P, x1.dtype)
-        pad_e = np.zeros((h + 2, w + 2, h + 2, w + 2), x1.dtype)
-        pad_f = np.zeros((h + 2, w + 2, h + 2, w + 2), x1.dtype)
-        # Sigma^0 = w^2 A[x x'^T / C] + b^2
-        for ph in range(h):
-            for pw in range(w):
-                for qh in range(h):
-                    for qw in range(w):
-                        acc = ft(0.0)
-                        for c in range(ch):
-                            acc += x1[i, ph, pw, c] * x2[j, qh, qw, c]
-                        pad_e[ph + 1, pw + 1, qh + 1, qw + 1] = acc / ch
-        _patch_average_pairs(pad_e, s, h, w, w2, b2, ft)
-        t[:] = s
-        sum_e = ft(0.0)
-        sum_f = ft(0.0)
-        for layer in range(depth):
-            last = layer == depth - 1
-            for p in range(P):
-                row = s[p * P : (p + 1) * P]
-                ai[:] = a1[i, layer, p]
-                sai[:] = sa1[i, layer, p]
-                rai[:] = ra1[i, layer, p]
-                _snap_row(row, sai, sa2[j, layer], snap, P)
-                _dual_row(act, poly, snap, ai, sai, rai, a2[j, layer], sa2[j, layer], ra2[j, layer], row, v, vd, P, ft)
-                ph, pw = p // w, p % w
-                for q in range(P):
-                    f = v[q] + vd[q] * t[p * P + q]
-                    if last:
-                        sum_e += v[q]
-                        sum_f += f
-                    else:
-                        pad_e[ph + 1, pw + 1, q // w + 1, q % w + 1] = v[q]
-                        pad_f[ph + 1, pw + 1, q // w + 1, q % w + 1] = f
-            if not last:
-                _patch_average_pairs(pad_f, t, h, w, w2, b2, ft)
-                _patch_average_pairs(pad_e, s, h, w, w2, b2, ft)
-        out_s[k] = w2 * sum_e / (P * P) + b2
-        out_t[k] = w2 * sum_f / (P * P) + b2
-
-
-@njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def cnn_flatten_pairs(x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act, poly, snap, out_s, out_t, ft):
-    """CNTK with a flatten readout (CNTK-V): only the pixel diagonal (p, p) of each image pair
-    is needed, since the patch average of a diagonal entry reads only diagonal entries."""
-    n_pairs = ii.shape[0]
-    h, w, ch = x1.shape[1], x1.shape[2], x1.shape[3]
-    P = h * w
-    depth = a1.shape[1] - 1
-    for k in prange(n_pairs):
-        i, j = np.int64(ii[k]), np.int64(jj[k])
-        s = np.empty(P, x1.dtype)
-        t = np.empty(P, x1.dtype)
-        v = np.empty(P, x1.dtype)
-        vd = np.empty(P, x1.dtype)
-        pad_e = np.zeros((h + 2, w + 2), x1.dtype)
-        pad_f = np.zeros((h + 2, w + 2), x1.dtype)
-        for ph in range(h):
-            for pw in range(w):
-                acc = ft(0.0)
-                for c in range(ch):
-                    acc += x1[i, ph, pw, c] * x2[j, ph, pw, c]
-                pad_e[ph + 1, pw + 1] = acc / ch
-        _patch_average_diag(pad_e, s, h, w, w2, b2, ft)
-        t[:] = s
-        sum_e = ft(0.0)
-        sum_f = ft(0.0)
-        for layer in range(depth):
-            last = layer == depth - 1
-            _snap_row(s, sa1[i, layer], sa2[j, layer], snap, P)
-            _dual_row(act, poly, snap, a1[i, layer], sa1[i, layer], ra1[i, layer], a2[j, layer], sa2[j, layer], ra2[j, layer], s, v, vd, P, ft)
-            for p in range(P):
-                f = v[p] + vd[p] * t[p]
-                if last:
-                    sum_e += v[p]
-                    sum_f += f
-                else:
-                    pad_e[p // w + 1, p % w + 1] = v[p]
-                    pad_f[p // w + 1, p % w + 1] = f
-            if not last:
-                _patch_average_diag(pad_f, t, h, w, w2, b2, ft)
-                _patch_average_diag(pad_e, s, h, w, w2, b2, ft)
-        out_s[k] = w2 * sum_e / P + b2
-        out_t[k] = w2 * sum_f / P + b2
-
-
 @njit(inline="always", fastmath=_FASTMATH)
 def _patch_average_diag(src, dst, h, w, w2, b2, ft):
     for ph in range(h):
@@ -320,6 +168,197 @@ def _patch_average_diag(src, dst, h, w, w2, b2, ft):
                 for dw in range(3):
                     acc += src[ph + dh, pw + dw]
             dst[ph * w + pw] = w2 * ft(1.0 / 9.0) * acc + b2
+
+
+@functools.lru_cache(maxsize=None)
+def kernels(act: int, poly: bool) -> CompiledKernels:
+    """The compiled kernels specialised to one activation id (ACTIVATION_IDS) and arithmetic (poly:
+    float32 arccos / arcsin polynomials). The constants fold into the inlined loops, so each loop
+    vectorizes, and numba compiles (and caches on disk) only the activations that are used."""
+    ACT, POLY = act, bool(poly)
+
+    @njit(nogil=True, cache=True, fastmath=_FASTMATH)
+    def mlp_rows(k0, k1, x1, x2, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, symmetric, out_s, out_t, ft):
+        """Rows k and n1 - 1 - k, k0 <= k < k1 <= (n1 + 1) // 2, of the fully connected NNGP / NTK
+        (paired rows: equal work in the triangle); x1 (n1, d), x2 (n2, d).
+
+        a1 (depth + 1, n1), a2 (depth + 1, n2): per-layer variances, sa = sqrt(a), ra the normalizer
+        (see _dual_entry). symmetric: x2 is x1, compute columns >= the row and mirror. The inner
+        products x1[i] . x2[j] / d are computed here rather than by BLAS: OpenBLAS' worker threads
+        spin after a product and would take the cores from these loops (4x slower on 2 cores)."""
+        rows = x1.shape[0]
+        n2, d = x2.shape
+        depth = a1.shape[0] - 1
+        inv_d = ft(1.0) / ft(d)
+        for k in range(k0, k1):
+            s = np.empty(n2, x1.dtype)
+            t = np.empty(n2, x1.dtype)
+            for which in range(2):
+                r = np.int64(k) if which == 0 else np.int64(rows - 1 - k)
+                if which == 1 and r == k:
+                    continue
+                i = r
+                c0 = i if symmetric else np.int64(0)
+                m = np.int64(n2 - c0)
+                for j in range(m):
+                    acc = ft(0.0)
+                    for q in range(d):
+                        acc += x1[i, q] * x2[c0 + j, q]
+                    s[j] = w2 * acc * inv_d + b2
+                    t[j] = s[j]
+                for layer in range(depth):
+                    _mlp_layer_of(
+                        ACT, POLY, s, t, a1[layer, i], sa1[layer, i], ra1[layer, i],
+                        a2[layer, c0:], sa2[layer, c0:], ra2[layer, c0:], m, w2, b2, snap, ft,
+                    )
+                out_s[i, c0:] = s[:m]
+                out_t[i, c0:] = t[:m]
+                if symmetric:
+                    out_s[c0:, i] = s[:m]
+                    out_t[c0:, i] = t[:m]
+
+
+    @njit(nogil=True, cache=True, fastmath=_FASTMATH)
+    def cnn_gap_pairs(k0, k1, x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, out_s, out_t, ft):
+        """CNTK with global average pooling for image pairs (x1[ii[k]], x2[jj[k]]).
+
+        x: (n, H, W, C); a: per-layer pixel variances (n, depth + 1, H*W). Writes out[k]."""
+        n_pairs = ii.shape[0]
+        h, w, ch = x1.shape[1], x1.shape[2], x1.shape[3]
+        P = h * w
+        depth = a1.shape[1] - 1
+        for k in range(k0, k1):
+            i, j = np.int64(ii[k]), np.int64(jj[k])
+            s = np.empty(P * P, x1.dtype)
+            t = np.empty(P * P, x1.dtype)
+            v = np.empty(P, x1.dtype)
+            vd = np.empty(P, x1.dtype)
+            ai = np.empty(P, x1.dtype)
+            sai = np.empty(P, x1.dtype)
+            rai = np.empty(P, x1.dtype)
+            pad_e = np.zeros((h + 2, w + 2, h + 2, w + 2), x1.dtype)
+            pad_f = np.zeros((h + 2, w + 2, h + 2, w + 2), x1.dtype)
+            # Sigma^0 = w^2 A[x x'^T / C] + b^2
+            for ph in range(h):
+                for pw in range(w):
+                    for qh in range(h):
+                        for qw in range(w):
+                            acc = ft(0.0)
+                            for c in range(ch):
+                                acc += x1[i, ph, pw, c] * x2[j, qh, qw, c]
+                            pad_e[ph + 1, pw + 1, qh + 1, qw + 1] = acc / ch
+            _patch_average_pairs(pad_e, s, h, w, w2, b2, ft)
+            t[:] = s
+            sum_e = ft(0.0)
+            sum_f = ft(0.0)
+            for layer in range(depth):
+                last = layer == depth - 1
+                for p in range(P):
+                    row = s[p * P : (p + 1) * P]
+                    ai[:] = a1[i, layer, p]
+                    sai[:] = sa1[i, layer, p]
+                    rai[:] = ra1[i, layer, p]
+                    _dual_row_of(ACT, POLY, snap, ai, sai, rai, a2[j, layer], sa2[j, layer], ra2[j, layer], row, v, vd, P, ft)
+                    ph, pw = p // w, p % w
+                    for q in range(P):
+                        f = v[q] + vd[q] * t[p * P + q]
+                        if last:
+                            sum_e += v[q]
+                            sum_f += f
+                        else:
+                            pad_e[ph + 1, pw + 1, q // w + 1, q % w + 1] = v[q]
+                            pad_f[ph + 1, pw + 1, q // w + 1, q % w + 1] = f
+                if not last:
+                    _patch_average_pairs(pad_f, t, h, w, w2, b2, ft)
+                    _patch_average_pairs(pad_e, s, h, w, w2, b2, ft)
+            out_s[k] = w2 * sum_e / (P * P) + b2
+            out_t[k] = w2 * sum_f / (P * P) + b2
+
+
+    @njit(nogil=True, cache=True, fastmath=_FASTMATH)
+    def cnn_flatten_pairs(k0, k1, x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, out_s, out_t, ft):
+        """CNTK with a flatten readout (CNTK-V): only the pixel diagonal (p, p) of each image pair
+        is needed, since the patch average of a diagonal entry reads only diagonal entries."""
+        n_pairs = ii.shape[0]
+        h, w, ch = x1.shape[1], x1.shape[2], x1.shape[3]
+        P = h * w
+        depth = a1.shape[1] - 1
+        for k in range(k0, k1):
+            i, j = np.int64(ii[k]), np.int64(jj[k])
+            s = np.empty(P, x1.dtype)
+            t = np.empty(P, x1.dtype)
+            v = np.empty(P, x1.dtype)
+            vd = np.empty(P, x1.dtype)
+            pad_e = np.zeros((h + 2, w + 2), x1.dtype)
+            pad_f = np.zeros((h + 2, w + 2), x1.dtype)
+            for ph in range(h):
+                for pw in range(w):
+                    acc = ft(0.0)
+                    for c in range(ch):
+                        acc += x1[i, ph, pw, c] * x2[j, ph, pw, c]
+                    pad_e[ph + 1, pw + 1] = acc / ch
+            _patch_average_diag(pad_e, s, h, w, w2, b2, ft)
+            t[:] = s
+            sum_e = ft(0.0)
+            sum_f = ft(0.0)
+            for layer in range(depth):
+                last = layer == depth - 1
+                _dual_row_of(ACT, POLY, snap, a1[i, layer], sa1[i, layer], ra1[i, layer], a2[j, layer], sa2[j, layer], ra2[j, layer], s, v, vd, P, ft)
+                for p in range(P):
+                    f = v[p] + vd[p] * t[p]
+                    if last:
+                        sum_e += v[p]
+                        sum_f += f
+                    else:
+                        pad_e[p // w + 1, p % w + 1] = v[p]
+                        pad_f[p // w + 1, p % w + 1] = f
+                if not last:
+                    _patch_average_diag(pad_f, t, h, w, w2, b2, ft)
+                    _patch_average_diag(pad_e, s, h, w, w2, b2, ft)
+            out_s[k] = w2 * sum_e / P + b2
+            out_t[k] = w2 * sum_f / P + b2
+
+    @njit(nogil=True, cache=True)
+    def mlp_diagonal(var0, w2, b2, snap, hist, theta, ft):
+        """The diagonal recursion (the same _dual_entry at c = a): hist[l] = Sigma^l(x, x) for
+        l <= depth (hist[0] = var0), theta = Theta(x, x). Without fastmath, so that an overflow
+        shows as inf / nan in hist for the caller's check. (A JAX pass here would leave XLA's
+        worker threads spinning on the cores that the kernels need next.)"""
+        depth = hist.shape[0] - 1
+        for i in range(var0.shape[0]):
+            a = var0[i]
+            th = a
+            hist[0, i] = a
+            for layer in range(depth):
+                sa = math.sqrt(a)
+                if ACT == 3:
+                    ra = ft(1.0) / math.sqrt(ft(1.0) + ft(2.0) * a)
+                else:
+                    ra = ft(1.0) / sa if sa > ft(0.0) else ft(0.0)
+                v, vd = _dual_entry(ACT, POLY, a, a, sa, ra, a, sa, ra, snap, ft)
+                a = w2 * v + b2
+                th = a + w2 * vd * th
+                hist[layer + 1, i] = a
+            theta[i] = th
+
+    return CompiledKernels(mlp_rows, cnn_gap_pairs, cnn_flatten_pairs, mlp_diagonal)
+
+
+def run_split(kernel, n_items, *args, threads=None, chunks_per_thread=4):
+    """kernel(k0, k1, *args) over [0, n_items) in chunks on `threads` threads (default: the CPUs).
+
+    The kernels release the GIL (nogil), so Python threads run them in parallel. This replaces
+    numba's parallel=True, whose compilation takes several seconds per specialised kernel."""
+    threads = threads or os.cpu_count() or 1
+    n_chunks = max(1, min(n_items, threads * chunks_per_thread))
+    bounds = np.linspace(0, n_items, n_chunks + 1).astype(np.int64)
+    if n_chunks == 1 or threads == 1:
+        for k0, k1 in zip(bounds[:-1], bounds[1:]):
+            kernel(k0, k1, *args)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        for f in [pool.submit(kernel, k0, k1, *args) for k0, k1 in zip(bounds[:-1], bounds[1:])]:
+            f.result()
 
 
 def snap_threshold(dtype) -> float:

@@ -136,6 +136,21 @@ def _mlp_diagonal(x, w2, b2, *, activation, depth):
     return jnp.concatenate([history, var[None]], axis=0), var, theta
 
 
+def _mlp_diagonal_numba(x, w2, b2, *, activation, depth):
+    """`_mlp_diagonal` for the compiled engine (closed-form activations), in numpy / numba."""
+    from . import _fast
+
+    x = np.asarray(x)
+    dtype = x.dtype.type
+    var0 = (w2 * np.sum(x * x, axis=1) / dtype(x.shape[1]) + b2).astype(dtype)
+    hist = np.empty((depth + 1, x.shape[0]), dtype)
+    theta = np.empty(x.shape[0], dtype)
+    poly, snap = dtype == np.float32, dtype(_fast.snap_threshold(dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        _fast.kernels(_fast.ACTIVATION_IDS[activation], poly).mlp_diagonal(var0, w2, b2, snap, hist, theta, dtype)
+    return hist, hist[-1], theta
+
+
 def _first_nonfinite_layer(history):
     bad = ~np.all(np.isfinite(np.asarray(history)).reshape(history.shape[0], -1), axis=1)
     return int(np.argmax(bad)) if bad.any() else None
@@ -272,8 +287,9 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
     w2, b2 = dtype(spec.w_std**2), dtype(spec.b_std**2)
     act, depth = spec.activation, spec.depth
 
-    hist1, var1, th1 = _mlp_diagonal(x1, w2, b2, activation=act, depth=depth)
-    hist2, var2, th2 = (hist1, var1, th1) if symmetric else _mlp_diagonal(x2, w2, b2, activation=act, depth=depth)
+    diagonal = _mlp_diagonal_numba if engine == "numba" else _mlp_diagonal
+    hist1, var1, th1 = diagonal(x1, w2, b2, activation=act, depth=depth)
+    hist2, var2, th2 = (hist1, var1, th1) if symmetric else diagonal(x2, w2, b2, activation=act, depth=depth)
     for h, th in ((hist1, th1), (hist2, th2)):
         layer = _first_nonfinite_layer(h)
         if layer is not None or not np.all(np.isfinite(np.asarray(th))):
@@ -443,7 +459,6 @@ def _cnn_kernels(spec: CNN, x1, x2, engine):
 # ----------------------------------------------------------------------------------------------
 # Compiled engine (closed-form activations)
 # ----------------------------------------------------------------------------------------------
-ROW_BLOCK = 512
 
 
 def _roots(a1, a2, act):
@@ -471,12 +486,9 @@ def _mlp_kernels_numba(x1, x2, hist1, hist2, w2, b2, act, symmetric, dtype):
     nngp = np.empty((n1, n2), dtype)
     ntk = np.empty((n1, n2), dtype)
     act_id, poly, snap = _fast.ACTIVATION_IDS[act], dtype == np.float32, dtype(_fast.snap_threshold(dtype))
-    d = x1.shape[1]
-    for r0 in range(0, n1, ROW_BLOCK):
-        r1 = min(r0 + ROW_BLOCK, n1)
-        c0 = r0 if symmetric else 0
-        g = np.ascontiguousarray((x1[r0:r1] @ x2[c0:].T) / dtype(d), dtype)
-        _fast.mlp_rows(g, r0, c0, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act_id, poly, snap, symmetric, nngp, ntk, dtype)
+    x1 = np.ascontiguousarray(x1, dtype)
+    x2 = x1 if symmetric else np.ascontiguousarray(x2, dtype)
+    _fast.run_split(_fast.kernels(act_id, poly).mlp_rows, (n1 + 1) // 2, x1, x2, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, symmetric, nngp, ntk, dtype)
     return nngp, ntk
 
 
@@ -490,8 +502,9 @@ def _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, readout, dtype
     a1 = np.ascontiguousarray(hist1.reshape(n, depth1, -1), dtype)
     a2 = a1 if symmetric else np.ascontiguousarray(hist2.reshape(hist2.shape[0], depth1, -1), dtype)
     sa1, sa2, ra1, ra2 = _roots(a1, a2, act)
-    kernel = _fast.cnn_gap_pairs if readout == "gap" else _fast.cnn_flatten_pairs
     act_id, poly, snap = _fast.ACTIVATION_IDS[act], dtype == np.float32, dtype(_fast.snap_threshold(dtype))
+    compiled = _fast.kernels(act_id, poly)
+    kernel = compiled.cnn_gap_pairs if readout == "gap" else compiled.cnn_flatten_pairs
     nngp = np.empty((n1, n2), dtype)
     ntk = np.empty((n1, n2), dtype)
     x1c, x2c = np.ascontiguousarray(x1), np.ascontiguousarray(x2)
@@ -499,7 +512,7 @@ def _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, readout, dtype
         i = np.ascontiguousarray(ii[start : start + PAIR_BLOCK], np.int64)
         j = np.ascontiguousarray(jj[start : start + PAIR_BLOCK], np.int64)
         s, t = np.empty(len(i), dtype), np.empty(len(i), dtype)
-        kernel(x1c, x2c, i, j, a1, sa1, ra1, a2, sa2, ra2, w2, b2, act_id, poly, snap, s, t, dtype)
+        _fast.run_split(kernel, len(i), x1c, x2c, i, j, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, s, t, dtype)
         nngp[i, j], ntk[i, j] = s, t
         if symmetric:
             nngp[j, i], ntk[j, i] = s, t
