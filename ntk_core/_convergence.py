@@ -38,7 +38,7 @@ from ._finite import _layer_shapes, count_params, empirical_ntk, forward
 from ._infinite import infinite_kernels
 from ._ntk_gp import ntk_gp
 from ._spec import MLP, check_lr
-from ._training import train
+from ._training import _mlp_steps, _window_size, train
 
 # Size limits (ValueError naming the field when exceeded).
 MAX_WIDTH = 16_384
@@ -139,10 +139,38 @@ def _gd(spec, lr, steps, params, x, y):
     return params, losses, _half_mse(spec, params, x, y)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=(4,))
+def _gd_deferred(spec, lr, steps, window, params, x, y):
+    """The same full-batch GD as `_gd` through `_training._mlp_steps`: the rank-n weight updates are
+    kept as factors for `window` steps, so each step makes two passes over every hidden-to-hidden
+    matrix instead of about six (the width-10,000 nets of Jacot et al. are memory-bound)."""
+    loss0 = _half_mse(spec, params, x, y)
+    carry = (params, jax.random.PRNGKey(0), jnp.asarray(True), loss0, jnp.asarray(-1, jnp.int32))
+    params, _, alive, _, _ = _mlp_steps(spec, lr, None, steps, window, x, y, carry, 0)
+    return params, loss0, _half_mse(spec, params, x, y), alive
+
+
+def _train_gd(spec, lr, steps, params, x, y):
+    """Full-batch GD; returns (params, losses) with losses = (initial, final), or raises if it diverged."""
+    window = _window_size(spec, steps, x.shape[0])
+    if window >= 2:
+        params, first, last, alive = _gd_deferred(spec, lr, steps, window, params, x, y)
+        loss = np.array([float(first), float(last)])
+        ok = bool(alive) and np.all(np.isfinite(loss))
+    else:
+        params, losses, last = _gd(spec, lr, steps, params, x, y)
+        loss = np.array([float(losses[0]), float(last)])
+        ok = np.all(np.isfinite(np.asarray(losses))) and np.isfinite(loss[-1])
+    if not ok:
+        raise ValueError(f"lr: gradient descent diverged at lr = {lr:g} (width {spec.width}); "
+                         "use a smaller learning rate")
+    return params, loss
+
+
 @dataclasses.dataclass
 class FiniteKernelPair:
     """Empirical NTK rows of one network: `init` and `trained` have shape (n1, n2); `loss` holds the
-    training loss before each step and after the last (steps + 1,)."""
+    training loss before the first step and after the last, (2,)."""
 
     init: np.ndarray
     trained: Optional[np.ndarray]
@@ -168,11 +196,7 @@ def finite_kernel_pair(spec: MLP, seed: int, x1, x2, x_train=None, y_train=None,
     yt = jnp.asarray(np.asarray(y_train).reshape(-1), jnp.float32)
     if xt.ndim != 2 or xt.shape[1] != x1.shape[1] or yt.shape[0] != xt.shape[0]:
         raise ValueError(f"x_train must have shape (n, {x1.shape[1]}) and y_train shape (n,)")
-    params, losses, last = _gd(spec, lr, steps, params, xt, yt)
-    loss = np.append(np.asarray(losses, np.float64), float(last))
-    if not np.all(np.isfinite(loss)):
-        raise ValueError(f"lr: gradient descent diverged at lr = {lr:g} (width {spec.width}); "
-                         "use a smaller learning rate")
+    params, loss = _train_gd(spec, lr, steps, params, xt, yt)
     kt = np.asarray(empirical_ntk(spec, params, x1, x2), np.float64)
     del params
     return FiniteKernelPair(k0, kt, loss)
@@ -452,10 +476,11 @@ def function_percentiles(spec: MLP, widths: Sequence[int] = (50, 1000), n_seeds:
 # ---------------------------------------------------------------------------------------------
 # Cost model (for the page's "this will take long" question)
 # ---------------------------------------------------------------------------------------------
-SECONDS_PER_PARAM_INIT = 3e-8         # numpy normal draws (measured on the loaded 2-core machine)
+SECONDS_PER_PARAM_INIT = 2e-8         # numpy normal draws (1.2e-8 measured quiet, width 10,000)
 SECONDS_PER_PARAM_POINT = 1.5e-10     # forward + backward per evaluation point (empirical NTK)
-SECONDS_PER_PARAM_STEP = 2.5e-9       # one full-batch GD step on a handful of points (memory bound;
-                                      # 0.4-0.5 s per step at width 10,000, depth 3, loaded machine)
+SECONDS_PER_PARAM_STEP = 6e-10        # one full-batch GD step on a handful of points with deferred
+                                      # updates (memory bound: 4.4e-10 measured quiet, i.e. 0.09 s
+                                      # per step at width 10,000, depth 3)
 
 
 def estimate_seconds(depth: int, widths: Sequence[int], n_seeds: int, n_points: int, steps: int,

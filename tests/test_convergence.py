@@ -65,7 +65,7 @@ def test_finite_kernel_pair_init_is_empirical_ntk_and_training_moves_it():
     pair = nc.finite_kernel_pair(s, 2, x[:1], x, xt, yt, steps=30, lr=1.0)
     params = cv.fast_init_params(s, 2, 2)
     np.testing.assert_allclose(pair.init, nc.empirical_ntk(s, params, x[:1], x), rtol=1e-5)
-    assert pair.trained.shape == (1, 9) and pair.loss.shape == (31,)
+    assert pair.trained.shape == (1, 9) and pair.loss.shape == (2,)
     assert pair.loss[-1] < pair.loss[0]
     assert np.max(np.abs(pair.trained - pair.init)) > 1e-4
     assert nc.finite_kernel_pair(s, 2, x[:1], x).trained is None
@@ -159,3 +159,17 @@ def test_fast_init_draws_standard_normals_in_independent_pieces():
     half = w.shape[0] // 2
     assert abs(np.corrcoef(w[:half].ravel()[:100_000], w[half:].ravel()[:100_000])[0, 1]) < 0.02
     np.testing.assert_array_equal(w, np.asarray(cv.fast_init_params(spec(2048), 5, 2)[1]["w"]))
+
+
+def test_deferred_gd_matches_plain_gd():
+    """The page's GD (deferred low-rank updates) takes the same steps as jax.grad GD."""
+    s = spec(64)
+    xt, yt = cv.gaussian_training_set(4)
+    xt, yt = jnp.asarray(xt, jnp.float32), jnp.asarray(yt, jnp.float32)
+    assert cv._window_size(s, 20, 4) >= 2
+    plain, losses, last = cv._gd(s, 0.5, 20, cv.fast_init_params(s, 3, 2), xt, yt)
+    deferred, loss = cv._train_gd(s, 0.5, 20, cv.fast_init_params(s, 3, 2), xt, yt)
+    np.testing.assert_allclose(loss, [float(losses[0]), float(last)], rtol=1e-5)
+    for a, b in zip(plain, deferred):
+        np.testing.assert_allclose(np.asarray(b["w"]), np.asarray(a["w"]), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(b["b"]), np.asarray(a["b"]), rtol=1e-4, atol=1e-5)
