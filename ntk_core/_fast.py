@@ -223,7 +223,6 @@ def kernels(act: int, poly: bool) -> CompiledKernels:
         """CNTK with global average pooling for image pairs (x1[ii[k]], x2[jj[k]]).
 
         x: (n, H, W, C); a: per-layer pixel variances (n, depth + 1, H*W). Writes out[k]."""
-        n_pairs = ii.shape[0]
         h, w, ch = x1.shape[1], x1.shape[2], x1.shape[3]
         P = h * w
         depth = a1.shape[1] - 1
@@ -279,7 +278,6 @@ def kernels(act: int, poly: bool) -> CompiledKernels:
     def cnn_flatten_pairs(k0, k1, x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, out_s, out_t, ft):
         """CNTK with a flatten readout (CNTK-V): only the pixel diagonal (p, p) of each image pair
         is needed, since the patch average of a diagonal entry reads only diagonal entries."""
-        n_pairs = ii.shape[0]
         h, w, ch = x1.shape[1], x1.shape[2], x1.shape[3]
         P = h * w
         depth = a1.shape[1] - 1

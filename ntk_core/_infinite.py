@@ -146,8 +146,7 @@ def _mlp_diagonal_numba(x, w2, b2, *, activation, depth):
     hist = np.empty((depth + 1, x.shape[0]), dtype)
     theta = np.empty(x.shape[0], dtype)
     poly, snap = dtype == np.float32, dtype(_fast.snap_threshold(dtype))
-    with np.errstate(over="ignore", invalid="ignore"):
-        _fast.kernels(_fast.ACTIVATION_IDS[activation], poly).mlp_diagonal(var0, w2, b2, snap, hist, theta, dtype)
+    _fast.kernels(_fast.ACTIVATION_IDS[activation], poly).mlp_diagonal(var0, w2, b2, snap, hist, theta, dtype)
     return hist, hist[-1], theta
 
 
