@@ -15,7 +15,7 @@ jax.config.update("jax_enable_x64", True)
 
 import streamlit as st  # noqa: E402
 
-from dashboard import controls  # noqa: E402
+from dashboard import controls, shutdown  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -28,7 +28,10 @@ PAGES = [
     ("pages/3_depth.py", "Depth", ":material/layers:", "depth"),
 ]
 
-st.set_page_config(page_title="NTK Explorer", page_icon=":material/blur_on:", layout="wide")
+# presentation mode opens with the sidebar folded: the charts get the projector's full width
+_presenting = str(st.query_params.get("presentation", "0")).lower() in ("1", "true", "yes", "on")
+st.set_page_config(page_title="NTK Explorer", page_icon=":material/blur_on:", layout="wide",
+                   initial_sidebar_state="collapsed" if _presenting else "auto")
 
 
 def _page_id(path: str) -> str:
@@ -42,6 +45,7 @@ pages = [home] + [st.Page(path, title=title, icon=icon, url_path=url)
                   for path, title, icon, url in available]
 page_ids = {"Home": None, **{title: _page_id(path) for path, title, _, _ in available}}
 
+shutdown.install()  # stop within a second of SIGTERM even while a page computes
 pg = st.navigation(pages)
 controls.begin_run()
 notice_box = st.container()
