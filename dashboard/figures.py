@@ -198,10 +198,11 @@ def apply_style(fig: go.Figure, style: Style | None = None) -> go.Figure:
     title = fig.layout.title.text
     if title:
         fig.update_layout(title=dict(
+            # above the plot area; automargin grows the top margin to fit every line
             text=wrap_title(rich(title), style.title_chars), x=0.0, xanchor="left", xref="paper",
-            yref="container", y=0.98, yanchor="top", automargin=True,
+            yref="paper", y=1.0, yanchor="bottom", automargin=True, pad=dict(b=12),
             font=dict(size=style.title_size, color=c["text"])))
-    fig.update_annotations(font_color=c["text"])
+    fig.update_annotations(font=dict(color=c["text"], size=style.font_size))
     axis = dict(gridcolor=c["grid"], zerolinecolor=c["zero"], linecolor=c["zero"],
                 tickfont=dict(size=style.font_size, color=c["text"]),
                 title_font=dict(size=style.axis_title_size, color=c["text"]),
