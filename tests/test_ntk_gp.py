@@ -4,7 +4,7 @@ import pytest
 import scipy.linalg
 
 import ntk_core as nc
-from ntk_core import _ntk_gp
+from ntk_core import _validation
 
 SPEC = nc.MLP(depth=2, width=512, w_std=1.5, b_std=0.05, activation="erf")
 
@@ -17,6 +17,11 @@ def _data(n=6, m=4, seed=0):
 def _kernels(spec, x, xt):
     kd, kt, kk = nc.infinite_kernels(spec, x), nc.infinite_kernels(spec, xt, x), nc.infinite_kernels(spec, xt)
     return kd, kt, kk
+
+
+def _gp_kernels(kd, kt, kk):
+    return nc.GPKernels(ntk_train_train=kd.ntk, ntk_test_train=kt.ntk, nngp_train_train=kd.nngp,
+                        nngp_test_train=kt.nngp, nngp_test_test=kk.nngp)
 
 
 @pytest.mark.parametrize("kernel", ["ntk", "nngp"])
@@ -114,7 +119,7 @@ def test_invalid_arguments_name_the_field():
     with pytest.raises(ValueError, match="y_train"):
         nc.ntk_gp(SPEC, x, y[:2], xt)
     with pytest.raises(ValueError, match="x_train has .* more than the limit"):
-        nc.ntk_gp(SPEC, np.zeros((_ntk_gp.MAX_TRAIN + 1, 2)), np.zeros(_ntk_gp.MAX_TRAIN + 1), xt)
+        nc.ntk_gp(SPEC, np.zeros((_validation.MAX_GP_TRAIN_POINTS + 1, 2)), np.zeros(_validation.MAX_GP_TRAIN_POINTS + 1), xt)
     with pytest.raises(ValueError, match="compute_cov"):
         nc.ntk_gp(SPEC, x, y, np.zeros((3000, 2)), t=np.arange(10.0))
     assert nc.ntk_gp(SPEC, x, y, np.zeros((3000, 2)), t=np.arange(10.0), compute_cov=False).cov is None
@@ -123,7 +128,7 @@ def test_invalid_arguments_name_the_field():
 def test_memoised_training_factorisation_gives_the_same_answer():
     x, y, xt = _data(seed=4)
     kd, kt, kk = _kernels(SPEC, x, xt)
-    explicit = nc.ntk_gp(SPEC, x, y, xt, t=[0.5, np.inf], kernels=(kd.nngp, kd.ntk, kt.nngp, kt.ntk, kk.nngp))
+    explicit = nc.ntk_gp_posterior(_gp_kernels(kd, kt, kk), y, t=[0.5, np.inf])
     first = nc.ntk_gp(SPEC, x, y, xt, t=[0.5, np.inf])
     again = nc.ntk_gp(SPEC, x.copy(), 2 * y, xt[:2], t=[0.5, np.inf])          # cached train side, new y, x_test
     np.testing.assert_allclose(first.mean, explicit.mean, rtol=1e-12)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import ntk_core as nc
-from ntk_core import _training
-from ntk_core._finite import _init, forward
+from ntk_core import _gd, _training, _validation
+from ntk_core._finite import draw_params, forward
 
 
 def _data(n=5, n_test=7, seed=0):
@@ -48,11 +48,11 @@ def test_sgd_deferred_updates_equal_the_generic_path():
     spec = nc.MLP(depth=3, width=12, w_std=1.2, b_std=0.1, activation="erf")
     x, y, _, _ = _data(n=8)
     x, y = jnp.asarray(x), jnp.asarray(y)
-    params = _init(spec, (1,), jnp.dtype(jnp.float64), jax.random.PRNGKey(0))
-    carry = (params, jax.random.PRNGKey(1), jnp.asarray(True), jnp.asarray(1.0), jnp.asarray(-1, jnp.int32))
-    a = _training._mlp_steps(spec, 0.3, 3, 12, 4, x, y, carry, 0)
-    b = _training._generic_steps(spec, 0.3, 3, 12, x, y, carry, 0)
-    for u, v in zip(jax.tree_util.tree_leaves(a[0]), jax.tree_util.tree_leaves(b[0])):
+    params = draw_params(spec, (1,), jnp.dtype(jnp.float64), jax.random.PRNGKey(0))
+    state = _gd.initial_state(params, jax.random.PRNGKey(1), 1.0)
+    a = _gd.mlp_steps(spec, 0.3, 3, 12, 4, x, y, state, 0)
+    b = _gd.generic_steps(spec, 0.3, 3, 12, x, y, state, 0)
+    for u, v in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
         np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
 
 
@@ -113,7 +113,7 @@ def test_invalid_arguments_name_the_field():
     for kwargs, field in [
         (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(steps=-3), "steps"),
         (dict(batch_size=99), "batch_size"), (dict(record_every=0), "record_every"),
-        (dict(seeds=range(_training.MAX_SEEDS + 1)), "seeds"), (dict(seeds=[]), "seeds"),
+        (dict(seeds=range(_validation.MAX_SEEDS + 1)), "seeds"), (dict(seeds=[]), "seeds"),
     ]:
         args = dict(lr=0.1, steps=10) | kwargs
         with pytest.raises(ValueError, match=field):
