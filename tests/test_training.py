@@ -170,3 +170,29 @@ def test_ensemble_mean_and_variance_match_ntk_gp():
     # the full covariance at the end agrees too (relative Frobenius error)
     emp_cov = np.cov(run.predictions[:, -1].T)
     assert np.linalg.norm(emp_cov - post.cov[-1]) / np.linalg.norm(post.cov[-1]) < 0.35
+
+
+def test_record_steps_and_chunk_sizes():
+    assert _training.record_steps(25, 10).tolist() == [0, 10, 20, 25]
+    assert _training.record_steps(20, 10).tolist() == [0, 10, 20]
+    assert _training.record_steps(0, 1).tolist() == [0]
+    assert _training.chunk_sizes(100, 20) == [5] * 20
+    assert _training.chunk_sizes(7, 3) == [3, 3, 1] and _training.chunk_sizes(0, 20) == []
+    assert sum(_training.chunk_sizes(101, 20)) == 101
+
+
+def test_ensemble_layout_pads_with_the_last_seed():
+    layout = _training.ensemble_layout(np.arange(5), max_block=2, cpus=8)
+    assert layout.workers == 2 and layout.block == 2 and layout.per_worker == 4
+    assert layout.seeds.tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    one = _training.ensemble_layout(np.array([9]), max_block=64, cpus=1)
+    assert (one.workers, one.block, one.per_worker, one.seeds.tolist()) == (1, 1, 1, [9])
+    assert _training.ensemble_layout(np.arange(10), max_block=64, cpus=2).block == 5
+
+
+def test_critical_lr_and_divergence_warning():
+    np.testing.assert_allclose(_training.critical_lr([4.0, 0.0], n=6), [3.0, np.inf])
+    assert _training.divergence_warning(0.1, np.array([3.0, 3.0]), np.array([False, False])) is None
+    text = _training.divergence_warning(5.0, np.array([3.0, 6.0]), np.array([True, False]))
+    assert "above the critical value 2n/lambda_max = 3" in text and "1 of 2 networks" in text
+    assert "blew up for 1 of 2" in text
