@@ -6,6 +6,7 @@ fails when a file in pages/ is not registered or a registered page has no link o
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,6 +19,11 @@ class PageInfo:
     icon         a streamlit material icon
     url_path     the page's address (``/<url_path>``)
     description  one line for the home page
+    topic        shared-control values the page's topic is about (e.g. the depth page: ReLU without
+                 bias, seed 002); a page opened without parameters starts there
+    jobs         "module:function" of `jobs_for(values) -> list[dashboard.jobs.Job]`: every long
+                 job the page runs for the control values `values` (missing keys take the page's
+                 defaults). `python -m benchmarks.presets` uses it to ship each preset's results.
     """
     id: str
     file: str
@@ -25,6 +31,8 @@ class PageInfo:
     icon: str
     url_path: str
     description: str
+    topic: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    jobs: str = ""
 
 
 HOME = PageInfo("home", "pages/0_home.py", "Home", ":material/home:", "",
