@@ -498,7 +498,7 @@ def resolve_theme(choice: str) -> str:
 
 def _base_css() -> None:
     """Formulas in half-width columns at the body size, so that a formula line fits its column."""
-    st.html("<style>[data-testid='stColumn'] .katex-display .katex {font-size: 1em;}</style>")
+    st.html("<style>[data-testid='stColumn'] .katex-display .katex {font-size: 0.95em;}</style>")
 
 
 def _presentation_css() -> None:

@@ -26,7 +26,8 @@ NTK_LATEX = [
     r"\Sigma^{(1)}(x,x') = \frac{\sigma_w^2}{d}\,x^\top x' + \sigma_b^2",
     r"\Theta^{(1)} = \Sigma^{(1)}",
     r"\Sigma^{(l+1)} = \sigma_w^2\,\mathbb{E}[\phi(u)\phi(v)] + \sigma_b^2",
-    r"\Theta^{(l+1)} = \Sigma^{(l+1)} + \sigma_w^2\,\mathbb{E}[\phi'(u)\phi'(v)]\,\Theta^{(l)}",
+    r"\Theta^{(l+1)} = \Sigma^{(l+1)}",
+    r"\qquad + \,\sigma_w^2\,\mathbb{E}[\phi'(u)\phi'(v)]\,\Theta^{(l)}",
     r"(u,v)\sim\mathcal{N}\!\left(0,\begin{pmatrix}\Sigma^{(l)}_{xx} & \Sigma^{(l)}_{xx'}\\ "
     r"\Sigma^{(l)}_{xx'} & \Sigma^{(l)}_{x'x'}\end{pmatrix}\right)",
 ]

@@ -70,12 +70,18 @@ if kern is not None and cmap is not None and curves is not None:
     default_depth = min(depths_avail, key=lambda d: abs(d - 10))
     depth = controls.url_select_slider("L", "Depth L for the heatmaps and the predictor",
                                        depths_avail, default_depth,
-                                       format_func=lambda v: f"{v:,}", where=st)
+                                       format_func=lambda v: f"{v:,}", where=st,
+                                       help="The depth shown by the heatmaps, the predictor bars "
+                                            "and the dotted markers (depths computed up to L_max).")
     i_depth = kern.stored_index(depth)
     settle = kern.settling_depth(1e-3)
 
-    # ---- the honest text box ---------------------------------------------------------------
-    with st.container(border=True):
+    # ---- the honest text box (on a projector below the first charts, which then fit the screen)
+    summary_box = st.container(border=True) if not style.presentation else None
+    left, right = columns(2)
+    if summary_box is None:
+        summary_box = st.container(border=True)
+    with summary_box:
         st.markdown(dfig.summary_markdown(
             activation=act, sigma_w=sw, sigma_b=sb, data_label=data_label,
             max_depth=int(max_depth), phase=cmap.phase, chi_1=cmap.chi_1,
@@ -87,7 +93,6 @@ if kern is not None and cmap is not None and curves is not None:
             dist_final=float(kern.ntk_mean_dist[-1])))
 
     # ---- correlation map and rho^(L) -------------------------------------------------------
-    left, right = columns(2)
     fig = dfig.correlation_map_figure(cmap.rho, cmap.rho_next, cmap.fixed_points, cmap.stability,
                                       cmap.cobweb_x, cmap.cobweb_y, all_fixed=cmap.all_fixed,
                                       style=style)
@@ -117,7 +122,7 @@ if kern is not None and cmap is not None and curves is not None:
     if rate is not None:
         table["predicted 1-rho"] = rate[thin]
     chart(fig, table,
-          [r"\rho^{(L)} = \frac{\Sigma^{(L)}(x,x')}{\sqrt{\Sigma^{(L)}(x,x)\,\Sigma^{(L)}(x',x')}}",
+          [r"\rho^{(L)} = \frac{\Sigma^{(L)}_{xx'}}{\sqrt{\Sigma^{(L)}_{xx}\,\Sigma^{(L)}_{x'x'}}}",
            r"\text{ReLU},\ \sigma_b = 0:",
            r"1-\rho^{(L)} \sim \frac{9\pi^2}{2L^2}"],
           SOURCE_DEPTH, "depth_rho_vs_L", where=right,

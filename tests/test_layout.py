@@ -97,7 +97,11 @@ AUDIT_JS = r"""
   const r = (el) => el.getBoundingClientRect();
   const visible = (el) => { const b = r(el); return b.width > 0 && b.height > 0; };
   const name = (el) => (el.textContent || '').trim().slice(0, 60);
-  const parse = (c) => { const m = (c || '').match(/rgba?\(([^)]+)\)/); if (!m) return null;
+  const parse = (c) => { c = (c || '').trim();
+    const h = c.match(/^#([0-9a-f]{3}|[0-9a-f]{6})$/i);
+    if (h) { let x = h[1]; if (x.length === 3) x = x.split('').map(ch => ch + ch).join('');
+      return [0, 2, 4].map(i => parseInt(x.slice(i, i + 2), 16)).concat([1]); }
+    const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
     const p = m[1].split(',').map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
   const over = (top, bottom) => { const a = top[3]; return [0, 1, 2].map(i => top[i] * a + bottom[i] * (1 - a)).concat([1]); };
   const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
@@ -110,10 +114,10 @@ AUDIT_JS = r"""
   // formulas
   document.querySelectorAll('.katex-display').forEach(d => {
     if (!visible(d)) return;
-    const box = r(d.parentElement);
+    const box = r(d.closest("[data-testid='stElementContainer']") || d.parentElement);
     let right = -1e9, left = 1e9;
     d.querySelectorAll('.katex-html .base').forEach(b => { const q = r(b); right = Math.max(right, q.right); left = Math.min(left, q.left); });
-    if (right > box.right + 1 || left < box.left - 1 || d.scrollWidth > d.clientWidth + 1)
+    if (right > box.right + 1 || left < box.left - 1)
       problems.push(`formula wider than its container (${Math.round(right - left)} px in ${Math.round(box.width)} px): ${name(d.querySelector('annotation') || d)}`);
   });
   // buttons
