@@ -418,7 +418,6 @@ def shared_controls(page_id: str | None = None) -> SharedControls:
     _preset_selector(page_id)
     side = st.sidebar
     unused = UNUSED_SHARED.get(page_id or "", {})
-    _base_css()
     side.markdown("**Network** (fully connected, NTK parameterization)")
     depth = url_slider("depth", "Depth (hidden layers)", 0, MAX_DEPTH, SHARED_DEFAULTS["depth"],
                        help=inactive_help(f"Number of hidden layers, 0..{MAX_DEPTH}; a width-1 "
@@ -454,8 +453,7 @@ def shared_controls(page_id: str | None = None) -> SharedControls:
                              help="'auto' follows the app theme (menu > Settings).")
     # filled by finish_run, once the page has drawn (and stored) its own controls
     st.session_state["_urlctl_preset_box"] = (side.empty(), page_id)
-    if presentation:
-        _presentation_css()
+    _page_css(presentation)
     values = SharedControls(depth=depth, width=int(width), sigma_w=sigma_w, sigma_b=sigma_b,
                             activation=activation, seed=int(seed), presentation=presentation,
                             theme=resolve_theme(theme_choice))
@@ -496,30 +494,32 @@ def resolve_theme(choice: str) -> str:
     return kind if kind in ("light", "dark") else "light"
 
 
-def _base_css() -> None:
-    """Formulas in half-width columns at the body size, so that a formula line fits its column."""
-    st.html("<style>[data-testid='stColumn'] .katex-display .katex {font-size: 0.95em;}</style>")
+def _page_css(presentation: bool) -> None:
+    """Page-wide CSS in one markdown element whose own slot is hidden (not st.html: Streamlit
+    defers a style-only st.html to the end of the run, so a page in a long computation would be
+    drawn without it).
 
-
-def _presentation_css() -> None:
-    """Projector: main text and captions at least 18 px, compact headings and top padding so the
-    first chart of a page fits a 1024x768 screen; formulas slightly larger."""
-    st.html(
-        "<style>"
-        "[data-testid='stMain'] [data-testid='stMarkdownContainer'] p,"
-        " [data-testid='stMain'] [data-testid='stMarkdownContainer'] li {font-size: 1.25rem;}"
-        "[data-testid='stMain'] [data-testid='stCaptionContainer'],"
-        " [data-testid='stMain'] [data-testid='stCaptionContainer'] p {font-size: 1.15rem;}"
-        "[data-testid='stMain'] [data-testid='stWidgetLabel'] p,"
-        " [data-testid='stMain'] summary p, [data-testid='stMain'] [data-testid='stProgress'] p"
-        " {font-size: 1.15rem;}"
-        "[data-testid='stMain'] h1 {font-size: 2.2rem; padding-top: 0; padding-bottom: 0.3rem;}"
-        "[data-testid='stMain'] h2, [data-testid='stMain'] h3 {font-size: 1.6rem;}"
-        "[data-testid='stMainBlockContainer'] {padding-top: 3.75rem;}"  # just below the header
-        "[data-testid='stSidebar'] label p {font-size: 1.1rem;}"
-        ".katex-display .katex {font-size: 1.3em;}"
-        "</style>"
-    )
+    Always: formulas in half-width columns slightly smaller, so that a formula line fits its
+    column. Presentation: main text and captions at least 18 px, compact headings and top padding
+    so the first chart of a page fits a 1024x768 projector; formulas larger."""
+    rules = ("[data-testid='stElementContainer']:has(style.ntk-css) {display: none;}"
+             "[data-testid='stColumn'] .katex-display .katex {font-size: 0.95em;}")
+    if presentation:
+        rules += (
+            "[data-testid='stMain'] [data-testid='stMarkdownContainer'] p,"
+            " [data-testid='stMain'] [data-testid='stMarkdownContainer'] li {font-size: 1.25rem;}"
+            "[data-testid='stMain'] [data-testid='stCaptionContainer'],"
+            " [data-testid='stMain'] [data-testid='stCaptionContainer'] p {font-size: 1.15rem;}"
+            "[data-testid='stMain'] [data-testid='stWidgetLabel'] p,"
+            " [data-testid='stMain'] summary p, [data-testid='stMain'] [data-testid='stProgress'] p"
+            " {font-size: 1.15rem;}"
+            "[data-testid='stMain'] h1 {font-size: 2.2rem; padding-top: 0; padding-bottom: 0.3rem;}"
+            "[data-testid='stMain'] h2, [data-testid='stMain'] h3 {font-size: 1.6rem;}"
+            "[data-testid='stMainBlockContainer'] {padding-top: 3.75rem;}"  # just below the header
+            "[data-testid='stSidebar'] label p {font-size: 1.1rem;}"
+            ".katex-display .katex {font-size: 1.3em;}"
+        )
+    st.markdown(f"<style class='ntk-css'>{rules}</style>", unsafe_allow_html=True)
 
 
 def show_notices(where=None) -> None:
