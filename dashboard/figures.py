@@ -94,8 +94,9 @@ class Style:
 
     @property
     def title_chars(self) -> int:
-        """Characters per title line that fit the narrowest chart (a half-width column)."""
-        return 30 if self.presentation else 40
+        """Characters per title line that fit the narrowest chart: a half-width column at 1024 px
+        with the sidebar open (~270 px), or in presentation mode a full-width chart (~850 px)."""
+        return 56 if self.presentation else 30
 
     @property
     def data_color(self) -> str:
@@ -199,8 +200,9 @@ def apply_style(fig: go.Figure, style: Style | None = None) -> go.Figure:
     if title:
         fig.update_layout(title=dict(
             # above the plot area; automargin grows the top margin to fit every line
-            text=wrap_title(rich(title), style.title_chars), x=0.0, xanchor="left", xref="paper",
-            yref="paper", y=1.0, yanchor="bottom", automargin=True, pad=dict(b=12),
+            text=wrap_title(rich(title), style.title_chars), x=0.0, xanchor="left",
+            xref="container", pad=dict(l=8, b=12),
+            yref="paper", y=1.0, yanchor="bottom", automargin=True,
             font=dict(size=style.title_size, color=c["text"])))
     fig.update_annotations(font=dict(color=c["text"], size=style.font_size))
     axis = dict(gridcolor=c["grid"], zerolinecolor=c["zero"], linecolor=c["zero"],
