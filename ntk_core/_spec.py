@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Union
+from typing import Union
 
-ActivationLike = Union[str, Callable]
-
-# Activations with closed-form dual kernels; any other elementwise callable (and the names in
-# QUADRATURE_ACTIVATIONS) use Gauss-Hermite quadrature.
-CLOSED_FORM_ACTIVATIONS = ("relu", "leaky_relu", "abs", "erf", "gelu", "identity", "sin")
-QUADRATURE_ACTIVATIONS = ("tanh", "softplus", "sigmoid")
-ACTIVATIONS = CLOSED_FORM_ACTIVATIONS + QUADRATURE_ACTIVATIONS
-LEAKY_RELU_SLOPE = 0.1
+# The activation lists are derived from the registry in _activations (one place per activation).
+from ._activations import (ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, LEAKY_RELU_SLOPE,  # noqa: F401
+                           QUADRATURE_ACTIVATIONS, ActivationLike, check_activation)
 
 MAX_DEPTH = 100_000
 
@@ -44,16 +39,6 @@ def _check_std(name: str, value) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
-
-
-def _check_activation(value) -> ActivationLike:
-    if callable(value):
-        return value
-    if isinstance(value, str) and value in ACTIVATIONS:
-        return value
-    raise ValueError(
-        f"activation must be one of {', '.join(ACTIVATIONS)} or an elementwise callable, got {value!r}"
-    )
 
 
 def check_targets(y, n: int, name: str, dtype=None):
@@ -100,7 +85,7 @@ class MLP:
         object.__setattr__(self, "width", _check_int("width", self.width, 1))
         object.__setattr__(self, "w_std", _check_std("w_std", self.w_std))
         object.__setattr__(self, "b_std", _check_std("b_std", self.b_std))
-        object.__setattr__(self, "activation", _check_activation(self.activation))
+        object.__setattr__(self, "activation", check_activation(self.activation))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +105,7 @@ class CNN:
         object.__setattr__(self, "channels", _check_int("channels", self.channels, 1))
         object.__setattr__(self, "w_std", _check_std("w_std", self.w_std))
         object.__setattr__(self, "b_std", _check_std("b_std", self.b_std))
-        object.__setattr__(self, "activation", _check_activation(self.activation))
+        object.__setattr__(self, "activation", check_activation(self.activation))
         if self.readout not in ("gap", "flatten"):
             raise ValueError(f"readout must be 'gap' or 'flatten', got {self.readout!r}")
 
