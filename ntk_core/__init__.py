@@ -10,7 +10,8 @@ Public API (everything else lives in private modules and may change):
     nc.kernel_vs_angle, nc.convergence_sweep, nc.function_percentiles   finite NTK -> infinite with width
                                           (Jacot et al. 2018 Figs 1-2, Arora et al. 2019)
 """
-from ._spec import ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, NetworkSpec, activation_name
+from ._spec import (ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, QUADRATURE_ACTIVATIONS, NetworkSpec,
+                    activation_name)
 from ._activations import activation_fn, dual_activation, dual_activation_diag
 from ._ensemble import ensemble_mean_sd, half_mse
 from ._data import DATASETS, MAX_CSV_BYTES, MAX_CSV_ROWS, Dataset, dataset_from_points, load_xy_csv, make_dataset
@@ -54,6 +55,7 @@ __all__ = [
     "reference_line",
     "ACTIVATIONS",
     "CLOSED_FORM_ACTIVATIONS",
+    "QUADRATURE_ACTIVATIONS",
     "CNN",
     "MLP",
     "NetworkSpec",

@@ -289,14 +289,18 @@ def _conditional_sums(f, df, a, b, c, n):
     return v_sum, vd_sum, scale, scale_d
 
 
-def _quadrature_error(fine, coarse, scale, n, dtype):
-    """Error estimate of a geometrically convergent rule from its values with n and n / 2 nodes:
-    e(n) ~ e(n/2)^2 / scale (doubling the nodes squares the relative error), times 10 for safety,
-    plus the rounding of the n-term sums, 2 sqrt(n) eps scale."""
+def _quadrature_error(values, scale, n, dtype):
+    """Error estimate of the rule with n nodes from its values with n, n / 2 and n / 4 nodes
+    (`values`, in that order): with d1 = |Q_n - Q_n/2|, d2 = |Q_n/2 - Q_n/4| and a convergence
+    factor r = d2 / d1 per halving, e(n) ~ d1 / (r - 1) = d1^2 / (d2 - d1). This covers geometric
+    convergence (analytic activations: e(n) ~ d1^2 / d2) and algebraic (kinks: e ~ d1 / 3); times
+    10 for safety, at most 10 d1, plus the rounding of the sums, 2 sqrt(n) eps scale."""
     eps = float(jnp.finfo(dtype).eps)
-    diff = jnp.abs(fine - coarse)
-    rel = diff / jnp.where(scale > 0, scale, 1.0)
-    return 10.0 * jnp.minimum(rel, 1.0) * diff + 2.0 * math.sqrt(n) * eps * scale
+    fine, half, quarter = values
+    d1, d2 = jnp.abs(fine - half), jnp.abs(half - quarter)
+    gap = d2 - d1
+    est = jnp.where(gap > d1, d1 * d1 / jnp.where(gap > 0, gap, 1.0), d1)
+    return 10.0 * est + 2.0 * math.sqrt(n) * eps * scale
 
 
 def quadrature_dual(f, a, b, c, n: int):
@@ -308,17 +312,19 @@ def quadrature_dual(f, a, b, c, n: int):
     nodes graded at the kink w = -m / sig (width min(1, 1 / sig)); see `graded_rule`. Unlike a
     Hermite (Mehler) series, the cost does not grow with the variance: f(sqrt(q) z) for large q is
     a near-step whose width the nodes follow. The errors are the a-posteriori estimates of
-    `_quadrature_error` (rule with n against n / 2 nodes per dimension)."""
+    `_quadrature_error` (rule with n against n / 2 and n / 4 nodes per dimension)."""
     dtype = jnp.result_type(a, b, c)
     df = _elementwise_grad(f)
     v, vd, s, sd = _conditional_sums(f, df, a, b, c, n)
     v2, vd2, _, _ = _conditional_sums(f, df, a, b, c, n // 2)
-    return v, vd, _quadrature_error(v, v2, s, n, dtype), _quadrature_error(vd, vd2, sd, n, dtype)
+    v4, vd4, _, _ = _conditional_sums(f, df, a, b, c, n // 4)
+    return v, vd, _quadrature_error((v, v2, v4), s, n, dtype), _quadrature_error((vd, vd2, vd4), sd, n, dtype)
 
 
 def quadrature_moments(f, q, n: int, orders: int = 2):
-    """E[f^(j)(u)^2] for j < orders (<= 4), u ~ N(0, q), stacked on a new first axis, and the error
-    estimates of the first two (j = 0, 1), by the 1-D rule of `graded_rule`."""
+    """E[f^(j)(u)^2] for j < orders, u ~ N(0, q), stacked on a new first axis (for orders = 4 a
+    fifth row: d E[f(u)^2] / dq = E[f'(u)^2 + f(u) f''(u)], heat equation), and the error estimates
+    of the first two (j = 0, 1), by the 1-D rule of `graded_rule`."""
     dtype = jnp.result_type(q)
     derivs = [f]
     for _ in range(orders - 1):
@@ -327,10 +333,14 @@ def quadrature_moments(f, q, n: int, orders: int = 2):
     def moments(k):
         z, wz = graded_rule(jnp.zeros_like(q), jax.lax.rsqrt(jnp.maximum(q, 1.0)), k)
         u = jnp.sqrt(q)[..., None] * z
-        return jnp.stack([jnp.sum(wz * g(u) ** 2, -1) for g in derivs])
+        vals = [g(u) for g in derivs]
+        rows = [jnp.sum(wz * g * g, -1) for g in vals]
+        if orders == 4:
+            rows.append(jnp.sum(wz * (vals[1] ** 2 + vals[0] * vals[2]), -1))
+        return jnp.stack(rows)
 
-    fine, coarse = moments(n), moments(n // 2)
-    err = _quadrature_error(fine[:2], coarse[:2], fine[:2], n, dtype)
+    fine = moments(n)
+    err = _quadrature_error((fine[:2], moments(n // 2)[:2], moments(n // 4)[:2]), fine[:2], n, dtype)
     return fine, err
 
 
