@@ -1,11 +1,9 @@
 """NTK Explorer: entry point. Start with `streamlit run app.py`.
 
-Pages: every entry of PAGES whose file exists in pages/ is shown (so a page is added by creating its
-file and, if it is new, one line here). The page id (file name without the number prefix and .py)
-keys the presets in dashboard/presets.py.
+Pages come from dashboard/page_registry.py (a page is added there, with its file in pages/); the page
+id keys the presets in dashboard/presets.py.
 """
 import logging
-import os
 
 import jax
 
@@ -15,32 +13,15 @@ jax.config.update("jax_enable_x64", True)
 
 import streamlit as st  # noqa: E402
 
-from dashboard import controls  # noqa: E402
-
-ROOT = os.path.dirname(os.path.abspath(__file__))
-
-# (file in pages/, title, icon, url path). Add a page with one line.
-PAGES = [
-    ("pages/1_finite_vs_infinite.py", "Finite vs infinite width", ":material/compare_arrows:",
-     "finite_vs_infinite"),
-    ("pages/2_kernel_convergence.py", "Kernel convergence with width", ":material/trending_down:",
-     "kernel_convergence"),
-    ("pages/3_depth.py", "Depth", ":material/layers:", "depth"),
-]
+from dashboard import controls, page_registry  # noqa: E402
 
 st.set_page_config(page_title="NTK Explorer", page_icon=":material/blur_on:", layout="wide")
 
-
-def _page_id(path: str) -> str:
-    name = os.path.splitext(os.path.basename(path))[0]
-    return name.split("_", 1)[1] if name[:1].isdigit() and "_" in name else name
-
-
-available = [p for p in PAGES if os.path.exists(os.path.join(ROOT, p[0]))]
-home = st.Page("pages/0_home.py", title="Home", icon=":material/home:", default=True)
-pages = [home] + [st.Page(path, title=title, icon=icon, url_path=url)
-                  for path, title, icon, url in available]
-page_ids = {"Home": None, **{title: _page_id(path) for path, title, _, _ in available}}
+home = st.Page(page_registry.HOME.file, title=page_registry.HOME.title, icon=page_registry.HOME.icon,
+               default=True)
+pages = [home] + [st.Page(p.file, title=p.title, icon=p.icon, url_path=p.url_path)
+                  for p in page_registry.PAGES]
+page_ids = {"Home": None, **{p.title: p.id for p in page_registry.PAGES}}
 
 pg = st.navigation(pages)
 controls.begin_run()

@@ -1,9 +1,7 @@
 """Home: what the neural tangent kernel is and what each page shows."""
-import os
-
 import streamlit as st
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from dashboard import page_registry
 
 st.title("NTK Explorer")
 st.markdown(
@@ -22,19 +20,6 @@ what is on screen), and the presets reproduce the figures of the source papers.
 """
 )
 
-PAGES = [
-    ("pages/1_finite_vs_infinite.py", "Finite vs infinite width",
-     "a finite network (or an ensemble of up to 100) trained by GD/SGD next to the NTK-GP "
-     "prediction and its +/- 2 sd band at any training time, with train and test loss curves; "
-     "y = x^3, sin x, or your own CSV."),
-    ("pages/2_kernel_convergence.py", "Kernel convergence with width",
-     "the empirical NTK of finite networks at initialisation and after training approaching the "
-     "infinite-width kernel as the width grows."),
-    ("pages/3_depth.py", "Depth",
-     "what happens to the NNGP and NTK correlations, and to the kernel predictor, as networks "
-     "get deeper."),
-]
-for path, title, what in PAGES:
-    if os.path.exists(os.path.join(ROOT, path)):
-        st.page_link(path, label=f"**{title}**")
-        st.caption(what)
+for page in page_registry.PAGES:
+    st.page_link(page.file, label=f"**{page.title}**", icon=page.icon)
+    st.caption(page.description)

@@ -1,0 +1,61 @@
+"""The one list of pages: app.py builds st.navigation from it and the home page links every entry.
+
+A page is added by creating its file in pages/ and one `PageInfo` here. `tests/test_page_registry.py`
+fails when a file in pages/ is not registered or a registered page has no link on the home page.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class PageInfo:
+    """One page of the dashboard.
+
+    id           key of the page's presets (dashboard.presets) and of its topic defaults
+    file         path relative to the repository root
+    title        navigation and home-page title
+    icon         a streamlit material icon
+    url_path     the page's address (``/<url_path>``)
+    description  one line for the home page
+    topic        shared-control values the page's topic is about (e.g. the depth page: ReLU without
+                 bias, seed 002); a page opened without parameters starts there
+    jobs         "module:function" of `jobs_for(values) -> list[dashboard.jobs.Job]`: every long
+                 job the page runs for the control values `values` (missing keys take the page's
+                 defaults). `python -m benchmarks.presets` uses it to ship each preset's results.
+    """
+    id: str
+    file: str
+    title: str
+    icon: str
+    url_path: str
+    description: str
+    topic: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    jobs: str = ""
+
+
+HOME = PageInfo("home", "pages/0_home.py", "Home", ":material/home:", "",
+                "what the neural tangent kernel is and what each page shows.")
+
+PAGES: tuple[PageInfo, ...] = (
+    PageInfo("finite_vs_infinite", "pages/1_finite_vs_infinite.py", "Finite vs infinite width",
+             ":material/compare_arrows:", "finite_vs_infinite",
+             "a finite network (or an ensemble of up to 100) trained by GD/SGD next to the NTK-GP "
+             "prediction and its +/- 2 sd band at any training time, with train and test loss "
+             "curves; y = x^3, sin x, or your own CSV."),
+    PageInfo("kernel_convergence", "pages/2_kernel_convergence.py", "Kernel convergence with width",
+             ":material/trending_down:", "kernel_convergence",
+             "the empirical NTK of finite networks at initialisation and after training approaching "
+             "the infinite-width kernel as the width grows."),
+    PageInfo("depth", "pages/3_depth.py", "Depth", ":material/layers:", "depth",
+             "what happens to the NNGP and NTK correlations, and to the kernel predictor, as "
+             "networks get deeper."),
+)
+
+
+def by_id(page_id: str) -> PageInfo:
+    for page in PAGES:
+        if page.id == page_id:
+            return page
+    raise KeyError(page_id)
