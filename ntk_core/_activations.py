@@ -14,6 +14,7 @@ derived from it. Activations without a closed form (and any elementwise callable
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable, Optional, Union
 
@@ -342,6 +343,54 @@ def quadrature_moments(f, q, n: int, orders: int = 2):
     fine = moments(n)
     err = _quadrature_error((fine[:2], moments(n // 2)[:2], moments(n // 4)[:2]), fine[:2], n, dtype)
     return fine, err
+
+
+# --------------------------------------------------------------------------------------------
+# Mehler series: the depth page's fast path for a variance shared by many pairs
+# --------------------------------------------------------------------------------------------
+HERMITE_TERMS = 160
+HERMITE_NODES = 320
+
+
+@functools.lru_cache(maxsize=8)
+def _hermite_table(n_nodes: int, n_terms: int):
+    """Probabilists' Gauss-Hermite nodes z, weights w (sum 1) and normalized Hermite polynomials
+    h_k(z) = He_k(z) / sqrt(k!) at the nodes (n_terms + 1, n_nodes), in float64 numpy."""
+    x, w = np.polynomial.hermite.hermgauss(n_nodes)
+    z = x * math.sqrt(2.0)
+    w = w / math.sqrt(math.pi)
+    h = np.zeros((n_terms + 1, n_nodes))
+    h[0] = 1.0
+    h[1] = z
+    for k in range(1, n_terms):
+        h[k + 1] = (z * h[k] - math.sqrt(k) * h[k - 1]) / math.sqrt(k + 1)
+    return z, w, h
+
+
+def mehler_dual(f, qa, qb, c):
+    """(V, V_dot) by Mehler's formula E[f(u) f(v)] = sum_k rho^k c_k(a) c_k(b), rho = c / sqrt(ab),
+    c_k(q) = E[f(sqrt(q) z) h_k(z)] by 320-node Gauss-Hermite quadrature, 160 terms; coefficients
+    computed once when qb is qa. Float64 only (the h_k table leaves the float32 range). Cheap per
+    pair once the coefficients exist, but accurate only for moderate variances (the nodes cannot
+    resolve f(sqrt(q) z) for q >~ 10): used by the depth page, whose pairs share one variance;
+    everything else uses `quadrature_dual`."""
+    z, w, h = (jnp.asarray(t, jnp.float64) for t in _hermite_table(HERMITE_NODES, HERMITE_TERMS))
+    df = _elementwise_grad(f)
+
+    def coefficients(g, q):
+        return jnp.einsum("...n,kn->...k", g(jnp.sqrt(jnp.maximum(q, 0.0))[..., None] * z) * w, h)
+
+    ca, da = coefficients(f, qa), coefficients(df, qa)
+    cb, db = (ca, da) if qb is qa else (coefficients(f, qb), coefficients(df, qb))
+    rho = jnp.clip(c / (jnp.sqrt(qa) * jnp.sqrt(qb)), -1.0, 1.0)
+
+    def mehler_sum(c1, c2):
+        c1, c2 = jnp.moveaxis(c1, -1, 0), jnp.moveaxis(c2, -1, 0)
+        last = c1.shape[0] - 1
+        acc = jnp.broadcast_to(c1[last] * c2[last], jnp.broadcast_shapes(c1.shape[1:], c2.shape[1:], rho.shape))
+        return jax.lax.fori_loop(0, last, lambda i, a: a * rho + c1[last - 1 - i] * c2[last - 1 - i], acc)
+
+    return mehler_sum(ca, cb), mehler_sum(da, db)
 
 
 # --------------------------------------------------------------------------------------------

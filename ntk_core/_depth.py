@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._activations import (REGISTRY, ActivationLike, activation_fn, check_activation, dual_activation,
-                           dual_activation_diag, dual_activation_with_bound, quadrature_nodes)
+                           dual_activation_diag, is_closed_form, mehler_dual)
 from ._spec import activation_name
 from ._validation import check_int as _check_int
 
@@ -69,10 +69,6 @@ Q_LINEAR = 1e-8  # below this variance smooth activations are replaced by their 
 # above which the relu duals are used.
 HOMOGENEOUS_SLOPES = {n: a.homogeneous_slopes for n, a in REGISTRY.items() if a.homogeneous_slopes}
 RELU_LIMIT_VARIANCE = {n: a.relu_limit_variance for n, a in REGISTRY.items() if a.relu_limit_variance}
-# Quadrature nodes per dimension for activations without a closed form: the recursion runs inside
-# jit, so the count is fixed for the largest variance it may see (bounded activations stay below
-# w^2 + b^2 <= 2e4; softplus switches to relu above 1e4).
-DEPTH_QUADRATURE_NODES = quadrature_nodes(1e6, np.float64)
 PHASE_TOLERANCE = 1e-6
 
 
@@ -121,11 +117,11 @@ def _value_and_slope_at_zero(activation):
 
 
 def _dual_any(activation, qa, qb, c):
-    """dual_activation with qa, qb broadcast against c for every activation (quadrature with a fixed
-    node count for those without a closed form: see DEPTH_QUADRATURE_NODES)."""
-    qa, qb, c = jnp.broadcast_arrays(qa, qb, c)
-    v, v_dot, _, _ = dual_activation_with_bound(activation, qa, qb, c, n=DEPTH_QUADRATURE_NODES)
-    return v, v_dot
+    """dual_activation with qa, qb broadcast against c for every activation: closed forms directly,
+    the others by `mehler_dual` (coefficients once per layer when qa is qb: one shared variance)."""
+    if is_closed_form(activation):
+        return dual_activation(activation, qa, qb, c)
+    return mehler_dual(activation_fn(activation), qa, qb, c)
 
 
 def _dual(activation, qa, qb, c):
@@ -159,7 +155,8 @@ def _dual_diag(activation, q):
         return dual_activation_diag(activation, q)
     lo = Q_LINEAR
     hi = RELU_LIMIT_VARIANCE.get(activation, Q_MAX) if isinstance(activation, str) else Q_MAX
-    v, vd = dual_activation_diag(activation, jnp.clip(q, lo, hi), n=DEPTH_QUADRATURE_NODES)
+    qc = jnp.clip(q, lo, hi)
+    v, vd = _dual_any(activation, qc, qc, qc)  # the pairs' rule at rho = 1: the fixed point stays exact
     f0, d0 = _value_and_slope_at_zero(activation)
     v = jnp.where(q < lo, f0 * f0 + d0 * d0 * q, v)
     vd = jnp.where(q < lo, d0 * d0, vd)
