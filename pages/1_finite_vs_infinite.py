@@ -5,7 +5,7 @@ import numpy as np
 import streamlit as st
 
 import ntk_core as nc
-from dashboard import caching, controls
+from dashboard import caching, controls, notices
 from dashboard.figures import COLORS, chart, current_style, fmt_number, intro
 from dashboard.finite_figures import format_time, loss_figure, prediction_figure
 
@@ -128,6 +128,7 @@ try:
     for th in (theory_now, theory_curve):
         if th.warning:
             st.warning(f"Infinite-width prediction: {th.warning}")
+    notices.kernel_accuracy_notice(shared.depth, shared.sigma_w, shared.sigma_b, shared.activation, x_tr)
 except ValueError as err:
     st.error(f"The infinite-width prediction could not be computed: {err}")
 except Exception as err:  # noqa: BLE001 - a message in the page, never a traceback

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 import ntk_core as nc
-from dashboard import controls
+from dashboard import controls, notices
 from dashboard import convergence_cache as cc
 from dashboard import convergence_figures as cfig
 from dashboard import convergence_summary as summary
@@ -207,6 +207,7 @@ else:
              for w in sweep for s in range(int(s_seeds))}
     try:
         cc.infinite_gram(net, int(s_points))
+        notices.kernel_accuracy_notice(*net, nc.sweep_points(int(s_points)))
         ok_sweep = ask_or_run(list(skeys.values()), cc.sweep_unit, "Width sweep", int(s_points),
                               "sweep_button")
     except (ValueError, FloatingPointError) as err:
