@@ -14,9 +14,9 @@ import scipy.special
 import ntk_core as nc
 from ntk_core import _activations, _fast, _infinite, _spec
 
-from conftest import SHARED
+from conftest import REFERENCE_KERNELS
 
-REFERENCE = os.path.join(SHARED, "reference", "kernels_public.json")
+REFERENCE = REFERENCE_KERNELS
 NAME = {"leaky_relu_0.1": "leaky_relu"}
 
 
