@@ -106,8 +106,8 @@ def train_chunk(progress, *, depth, width, sigma_w, sigma_b, activation, x_train
     return {"steps": np.asarray(run.steps), "times": np.asarray(run.times, np.float64),
             "train_loss": np.asarray(run.train_loss, np.float32),
             "test_loss": np.asarray(run.test_loss, np.float32),
-            "train_sum": np.asarray(run.train_predictions, np.float64).sum(0),
-            "test_sum": np.asarray(run.predictions, np.float64).sum(0),
+            "train_sum": np.asarray(run.train_predictions, np.float64).sum(0).astype(np.float32),
+            "test_sum": np.asarray(run.predictions, np.float64).sum(0).astype(np.float32),
             "snap_index": snaps,
             "snap_predictions": np.asarray(run.predictions, np.float32)[:, snaps, :],
             "warning": np.asarray(run.warning or "")}

@@ -151,3 +151,31 @@ def test_page_shows_an_error_as_a_message():
     assert not at.exception
     assert [e.value for e in at.error] == ["Three units: the learning rate is too large"]
     assert "done=2 complete=False" in at.markdown[0].value
+
+
+def _counting_page(nonce: str):
+    import numpy as np
+    import streamlit as st
+
+    from dashboard.jobs import Job, run
+
+    counter = st.session_state.setdefault("computed", [])
+
+    def compute(progress):
+        counter.append(1)
+        return {"n": np.asarray(len(counter))}
+
+    done = run([Job("test.recompute", {"nonce": nonce}, compute, seconds=0.1)], label="One",
+               key="one")
+    st.write(f"value={int(done.results[0]['n']) if done.complete else None}")
+
+
+def test_recompute_button_computes_again_live():
+    at = AppTest.from_function(_counting_page, kwargs={"nonce": str(time.time())},
+                               default_timeout=60).run()
+    assert "value=1" in at.markdown[0].value
+    next(b for b in at.button if b.label == "Recompute").click().run()
+    assert not at.exception
+    assert "value=2" in at.markdown[0].value
+    at.run()
+    assert "value=2" in at.markdown[0].value
