@@ -1,7 +1,6 @@
 """Finite vs infinite width: finite networks trained by GD/SGD next to the NTK-GP prediction."""
 import math
 
-import numpy as np
 import streamlit as st
 
 import ntk_core as nc
