@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-<<<<<<< HEAD
 from typing import Optional
-=======
-from typing import Callable, Optional
->>>>>>> main
 
 import numpy as np
 import streamlit as st
@@ -69,7 +65,6 @@ def loss_time_grid(t_max: float, n: int = 120) -> tuple:
 # --------------------------------------------------------------------------------------------
 # Finite networks: jobs of the runner (dashboard.jobs), CHUNK networks per job
 # --------------------------------------------------------------------------------------------
-<<<<<<< HEAD
 # The page's own controls and their defaults (the shared ones are controls.SHARED_DEFAULTS).
 PAGE_DEFAULTS: dict = {"data": "cubic", "n_train": 5, "noise": 0.01, "opt": "GD", "batch": 2,
                        "lr": 0.1, "steps": 10000, "K": 1, "posterior": "ntk", "show_nets": True,
@@ -79,21 +74,6 @@ T_OPTIONS = [0, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5
 N_TEST = 100
 CHUNK = 10            # networks per job: partial results and resume in steps of CHUNK networks
 TRAIN_VERSION = "1"   # bump when nc.train or the recorded arrays change
-=======
-@st.cache_resource
-def _train_store() -> nc.LRUCache:
-    return nc.LRUCache(TRAIN_CACHE_ENTRIES)
-
-
-def train_key(**params) -> tuple:
-    return tuple(sorted(params.items()))
-
-
-def cached_run(key: tuple):
-    """The cached TrainRun for `key`, or None."""
-    return _train_store().get(key)
-
->>>>>>> main
 
 # Measured: 100 networks of width 512, depth 2, 10,000 GD steps on 5 points take ~200 s on the
 # 2-core CI machine, i.e. about 4e-10 s per (network x step x depth x width^2).
@@ -120,7 +100,6 @@ def train_chunk(progress, *, depth, width, sigma_w, sigma_b, activation, x_train
     and every network's test-grid predictions at the slider's records."""
     spec = _net(depth, sigma_w, sigma_b, activation, width)
     run = nc.train(spec, x_train, y_train, x_test, y_test, lr=lr, steps=steps,
-<<<<<<< HEAD
                    batch_size=batch_size, seeds=list(seeds), record_every=max(1, steps // 200),
                    progress=progress, keep_params=False)
     snaps = snapshot_indices(run.times)
@@ -218,12 +197,6 @@ def ensemble(results: list) -> Optional[Ensemble]:
         snap_index=done[0]["snap_index"],
         snap_predictions=np.concatenate([r["snap_predictions"] for r in done]),
         warning="; ".join(warnings) or None)
-=======
-                   batch_size=batch_size, seeds=range(seed, seed + n_nets),
-                   record_every=max(1, steps // 200), progress=progress, keep_params=False)
-    _train_store().put(key, run)
-    return run, False
->>>>>>> main
 
 
 def snapshot_index(times: np.ndarray, t: float) -> int:

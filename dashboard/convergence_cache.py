@@ -19,6 +19,7 @@ import streamlit as st
 
 import ntk_core as nc
 
+from .convergence_summary import width_sweep
 from .jobs import Job
 from .store import pack, unpack
 
@@ -150,7 +151,7 @@ def settings(values: Mapping) -> dict:
         widths=sorted({int(w) for w in (v["cv_w1"], v["cv_w2"], v["cv_w3"]) if w}),
         n_seeds=n_seeds, n_angles=int(v["cv_angles"]), steps=int(v["cv_steps"]),
         lr=float(v["cv_lr"]), n_train=int(v["cv_ntrain"]),
-        sweep=(list(nc.width_sweep(int(v["cv_smin"]), int(v["cv_smax"])))
+        sweep=(list(width_sweep(int(v["cv_smin"]), int(v["cv_smax"])))
                if int(v["cv_smin"]) < int(v["cv_smax"]) else []),
         s_seeds=int(v["cv_sseeds"]), s_points=int(v["cv_spoints"]),
         s_steps=int(v["cv_steps"]) if v["cv_strain"] else 0,
