@@ -210,18 +210,34 @@ class ShippedResults:
         """Add or replace one entry (used by `python -m benchmarks.presets` only)."""
         data = encode(arrays, meta)
         write_atomic(os.path.join(self.directory, f"{key}.npz"), data)
-        manifest = dict(self.manifest())
-        manifest[key] = {"sha256": sha256(data), "size": len(data), "meta": dict(meta)}
-        self._save(manifest)
+        with self._manifest_lock():
+            manifest = dict(self.manifest())
+            manifest[key] = {"sha256": sha256(data), "size": len(data), "meta": dict(meta)}
+            self._save(manifest)
         return len(data)
 
     def remove(self, keys) -> None:
-        manifest = dict(self.manifest())
-        for key in keys:
-            manifest.pop(key, None)
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(self.directory, f"{key}.npz"))
-        self._save(manifest)
+        with self._manifest_lock():
+            manifest = dict(self.manifest())
+            for key in keys:
+                manifest.pop(key, None)
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.directory, f"{key}.npz"))
+            self._save(manifest)
+
+    @contextlib.contextmanager
+    def _manifest_lock(self):
+        """Several `benchmarks.presets` processes may add entries at once (POSIX file lock)."""
+        import fcntl
+
+        os.makedirs(self.directory, exist_ok=True)
+        with open(os.path.join(self.directory, ".manifest.lock"), "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            self._manifest, self._mtime = None, None     # re-read under the lock
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _save(self, manifest: dict) -> None:
         text = json.dumps(dict(sorted(manifest.items())), indent=1, sort_keys=True) + "\n"
