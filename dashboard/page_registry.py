@@ -52,7 +52,8 @@ PAGES: tuple[PageInfo, ...] = (
              jobs="dashboard.convergence_cache:jobs_for"),
     PageInfo("depth", "pages/3_depth.py", "Depth", ":material/layers:", "depth",
              "what happens to the NNGP and NTK correlations, and to the kernel predictor, as "
-             "networks get deeper."),
+             "networks get deeper.",
+             jobs="dashboard.depth_cache:jobs_for"),
 )
 
 
