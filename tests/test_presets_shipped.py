@@ -101,3 +101,16 @@ def test_fig3_first_network_matches_the_single_network_of_fig1():
     np.testing.assert_allclose(b["snap_predictions"][0], a["snap_predictions"][0], rtol=1e-2,
                                atol=1e-3)
     np.testing.assert_allclose(b["train_loss"][0], a["train_loss"][0], rtol=1e-2, atol=1e-6)
+
+
+def test_every_registered_jobs_for_works_on_the_page_defaults():
+    from dashboard import page_registry
+    from dashboard.jobs import Job
+
+    for page in page_registry.PAGES:
+        if not page.jobs:
+            continue
+        jobs = page_registry.jobs_for(page, {})
+        assert jobs and all(isinstance(j, Job) for j in jobs), page.id
+        assert len({j.key for j in jobs}) == len(jobs), f"{page.id}: two jobs with one key"
+        assert all(j.seconds >= 0 for j in jobs)
