@@ -43,15 +43,28 @@ PAGES: tuple[PageInfo, ...] = (
              ":material/compare_arrows:", "finite_vs_infinite",
              "a finite network (or an ensemble of up to 100) trained by GD/SGD next to the NTK-GP "
              "prediction and its +/- 2 sd band at any training time, with train and test loss "
-             "curves; y = x^3, sin x, or your own CSV."),
+             "curves; y = x^3, sin x, or your own CSV.",
+             jobs="dashboard.caching:jobs_for"),
     PageInfo("kernel_convergence", "pages/2_kernel_convergence.py", "Kernel convergence with width",
              ":material/trending_down:", "kernel_convergence",
              "the empirical NTK of finite networks at initialisation and after training approaching "
-             "the infinite-width kernel as the width grows."),
+             "the infinite-width kernel as the width grows.",
+             jobs="dashboard.convergence_cache:jobs_for"),
     PageInfo("depth", "pages/3_depth.py", "Depth", ":material/layers:", "depth",
              "what happens to the NNGP and NTK correlations, and to the kernel predictor, as "
-             "networks get deeper."),
+             "networks get deeper.",
+             jobs="dashboard.depth_cache:jobs_for"),
 )
+
+
+def jobs_for(page: PageInfo, values: Mapping[str, Any]) -> list:
+    """The page's long jobs for control `values` (its registered `jobs_for`; [] without one)."""
+    if not page.jobs:
+        return []
+    import importlib
+
+    module, _, name = page.jobs.partition(":")
+    return list(getattr(importlib.import_module(module), name)(values))
 
 
 def by_id(page_id: str) -> PageInfo:
