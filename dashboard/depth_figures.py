@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures import COLORS, Style, add_line, add_points, current_style, new_figure
+from .figures import COLORS, Style, add_line, add_points, current_style, new_figure, set_template
 
 FLOAT_FLOOR = 1e-16  # quantities below this are at float64 rounding and drawn at the floor
 START_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -115,7 +115,8 @@ def kernel_heatmaps(ntk, nngp, depth: int, *, style: Style | None = None) -> go.
         fig.update_xaxes(title_text="point j", row=1, col=col)
         fig.update_yaxes(title_text="point i", autorange="reversed", scaleanchor=f"x{col}",
                          row=1, col=col)
-    fig.update_layout(template=style.template, height=style.height,
+    set_template(fig, style.template)
+    fig.update_layout(height=style.height,
                       font=dict(size=style.font_size), margin=dict(l=60, r=20, t=60, b=40),
                       paper_bgcolor="rgba(0,0,0,0)")
     return fig

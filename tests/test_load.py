@@ -96,14 +96,15 @@ RERUN_DONE_JS = """(arg) => {
 }"""
 
 
-async def move(page, label: str, where: str, key: str | None = None) -> float:
-    """Press ArrowRight on a slider and release it; seconds (browser clock) from the key press
+async def move(page, label: str, where: str, key: str | None = None,
+               key_press: str = "ArrowRight") -> float:
+    """Press `key_press` on a slider and release it; seconds (browser clock) from the key press
     until the rerun it starts has finished (with `key=<new value>` in the URL if `key` given)."""
     thumb = slider(page, label, where)
     await thumb.focus()
     await page.evaluate(WATCH_JS)
     pressed = await page.evaluate("() => performance.now()")
-    await thumb.press("ArrowRight")
+    await thumb.press(key_press)
     value = await thumb.get_attribute("aria-valuetext") or await thumb.input_value()
     await thumb.blur()
     await page.wait_for_function(RERUN_DONE_JS, arg=None if key is None else f"{key}={value}",
