@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
-from test_load import async_api, exceptions, move, wait_idle
+from test_load import TIMEOUT_MS, async_api, exceptions, move, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -53,6 +53,7 @@ async def measure(base: str) -> dict:
                                            args=CHROMIUM_ARGS)
         for name, path in PAGES.items():
             context = await browser.new_context(viewport={"width": 1024, "height": 768})
+            context.set_default_timeout(TIMEOUT_MS)
             page = await context.new_page()
             await page.goto(base + path, wait_until="domcontentloaded")
             await wait_idle(page, "sigma_w=")

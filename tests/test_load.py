@@ -116,6 +116,7 @@ async def move(page, label: str, where: str, key: str | None = None,
 async def session(i: int, browser, base: str, log: dict, start_gate: asyncio.Event) -> None:
     rng = random.Random(i)
     context = await browser.new_context(viewport={"width": 1024, "height": 768})
+    context.set_default_timeout(TIMEOUT_MS)  # navigation and locators, not only our waits
     page = await context.new_page()
     try:
         t0 = time.perf_counter()
@@ -148,6 +149,7 @@ async def warm_up(browser, base: str) -> None:
     """One visit to every page first (the lecturer's rehearsal): the server's first runs compile
     JAX and numba functions, which no session should be timed on."""
     context = await browser.new_context(viewport={"width": 1024, "height": 768})
+    context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
     for path in ["/finite_vs_infinite"] + [m[0] for m in MIX]:
         await page.goto(base + path, wait_until="domcontentloaded")
