@@ -69,6 +69,7 @@ def main(argv=None) -> int:
     # a scratch store: shipped results come from this command, never from a user's cache
     os.environ[store.STORE_ENV] = tempfile.mkdtemp(prefix="ntk-presets-")
     seen = set()
+    missing.sort(key=lambda pj: pj[1].seconds)   # cheapest first: most presets done soonest
     for pid, job in missing:
         if job.key in seen:
             continue

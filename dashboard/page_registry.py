@@ -58,7 +58,8 @@ PAGES: tuple[PageInfo, ...] = (
              "what happens to the NNGP and NTK correlations, and to the kernel predictor, as "
              "networks get deeper.",
              # seed 002: ReLU without bias (sigma_w drops out of the normalized kernels)
-             topic={"activation": "relu", "sigma_b": 0.0}),
+             topic={"activation": "relu", "sigma_b": 0.0},
+             jobs="dashboard.depth_cache:jobs_for"),
 )
 
 

@@ -210,18 +210,34 @@ class ShippedResults:
         """Add or replace one entry (used by `python -m benchmarks.presets` only)."""
         data = encode(arrays, meta)
         write_atomic(os.path.join(self.directory, f"{key}.npz"), data)
-        manifest = dict(self.manifest())
-        manifest[key] = {"sha256": sha256(data), "size": len(data), "meta": dict(meta)}
-        self._save(manifest)
+        with self._manifest_lock():
+            manifest = dict(self.manifest())
+            manifest[key] = {"sha256": sha256(data), "size": len(data), "meta": dict(meta)}
+            self._save(manifest)
         return len(data)
 
     def remove(self, keys) -> None:
-        manifest = dict(self.manifest())
-        for key in keys:
-            manifest.pop(key, None)
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(self.directory, f"{key}.npz"))
-        self._save(manifest)
+        with self._manifest_lock():
+            manifest = dict(self.manifest())
+            for key in keys:
+                manifest.pop(key, None)
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(self.directory, f"{key}.npz"))
+            self._save(manifest)
+
+    @contextlib.contextmanager
+    def _manifest_lock(self):
+        """Several `benchmarks.presets` processes may add entries at once (POSIX file lock)."""
+        import fcntl
+
+        os.makedirs(self.directory, exist_ok=True)
+        with open(os.path.join(self.directory, ".manifest.lock"), "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            self._manifest, self._mtime = None, None     # re-read under the lock
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _save(self, manifest: dict) -> None:
         text = json.dumps(dict(sorted(manifest.items())), indent=1, sort_keys=True) + "\n"
@@ -239,23 +255,25 @@ class ResultStore:
         self.shipped = [ShippedResults(d) for d in read_only_dirs]
         self.max_bytes = int(max_bytes if max_bytes is not None else DEFAULT_MAX_MB * 2**20)
         self._lock = threading.RLock()
+        self._local = threading.local()
         self._memory: "dict[str, tuple[Entry, int, float]]" = {}   # key -> entry, bytes, touched
         self._memory_bytes = 0
 
     # ---- the SQLite index ----------------------------------------------------------------------
     @contextlib.contextmanager
     def _db(self):
-        os.makedirs(self.path, exist_ok=True)
-        con = sqlite3.connect(os.path.join(self.path, INDEX), timeout=30)
-        try:
+        """A transaction on the index (one connection per thread, opened once)."""
+        con = getattr(self._local, "con", None)
+        if con is None or not os.path.exists(os.path.join(self.path, INDEX)):
+            os.makedirs(self.path, exist_ok=True)
+            con = sqlite3.connect(os.path.join(self.path, INDEX), timeout=30)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             con.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, size INTEGER "
                         "NOT NULL, sha256 TEXT NOT NULL, last_access REAL NOT NULL, meta TEXT)")
-            with con:
-                yield con
-        finally:
-            con.close()
+            self._local.con = con
+        with con:
+            yield con
 
     def _file(self, key: str) -> str:
         return os.path.join(self.path, f"{key}.npz")

@@ -94,7 +94,10 @@ def test_fig3_first_network_matches_the_single_network_of_fig1():
     seed, data and setting, trained alone): the ensemble was not shipped from other code."""
     (single,) = _jobs_of("seed003_fig1")
     chunk = _jobs_of("seed003_fig3")[0]
-    a, b = SHIPPED.read(single.key)[0], SHIPPED.read(chunk.key)[0]
+    shipped = [SHIPPED.read(job.key) for job in (single, chunk)]
+    assert None not in shipped, "not shipped: run `python -m benchmarks.presets --page " \
+                                "finite_vs_infinite`"
+    a, b = shipped[0][0], shipped[1][0]
     np.testing.assert_allclose(b["snap_predictions"][0], a["snap_predictions"][0], rtol=1e-2,
                                atol=1e-3)
     np.testing.assert_allclose(b["train_loss"][0], a["train_loss"][0], rtol=1e-2, atol=1e-6)
