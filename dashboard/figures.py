@@ -118,6 +118,22 @@ def rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def set_template(fig: go.Figure, name: str) -> None:
+    """fig.layout.template = the registered template `name`, without validating it again.
+
+    Plotly validates (deep-copies) a template on every assignment: ~0.1-0.2 s per figure, most of
+    a warm rerun of a page with several charts. Registered templates are valid already; plotly
+    assigns its default template the same way (BaseFigure._initialize_layout_template)."""
+    import plotly.io as pio
+
+    layout = fig.layout
+    layout._validate = False
+    try:
+        layout.template = pio.templates[name]
+    finally:
+        layout._validate = True
+
+
 # --------------------------------------------------------------------------------------------
 # Text: numbers and math for reading
 # --------------------------------------------------------------------------------------------
@@ -183,8 +199,8 @@ def apply_style(fig: go.Figure, style: Style | None = None) -> go.Figure:
     subplots and heatmaps that do not come from `new_figure`)."""
     style = style or current_style()
     c = style.colors
+    set_template(fig, style.template)
     fig.update_layout(
-        template=style.template,
         paper_bgcolor=c["paper"], plot_bgcolor=c["plot"],
         font=dict(size=style.font_size, color=c["text"]),
         height=style.height,

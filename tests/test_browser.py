@@ -38,9 +38,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """Base URL of `streamlit run app.py` on a free port (stopped after the module)."""
+def start_server(env: dict | None = None):
+    """Start `streamlit run app.py` on a free port; returns (base URL, Popen). `env` adds to the
+    environment (e.g. NTK_EXPLORER_STORE)."""
     port = _free_port()
     log_path = os.path.join(ARTIFACTS, f"streamlit_{port}.log")
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -49,7 +49,7 @@ def server():
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -66,13 +66,23 @@ def server():
         pytest.fail(f"streamlit did not start within 60 s; log: {log_path}")
     if proc.poll() is not None:
         pytest.fail(f"streamlit exited with {proc.returncode}; log: {log_path}")
-    yield url
+    return url, proc
+
+
+def stop_server(proc) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Base URL of `streamlit run app.py` on a free port (stopped after the module)."""
+    url, proc = start_server()
+    yield url
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
