@@ -47,6 +47,7 @@ from ._finite import (
 )
 from ._activations import activation_fn
 from ._spec import MLP, check_lr, check_targets
+from . import _deep_narrow
 
 # Size limits (ValueError naming the field when exceeded).
 MAX_SEEDS = 1_000
@@ -351,6 +352,9 @@ def train(
     in the module docstring (t = lr * steps). Records every `record_every` steps (default: steps / 100)
     plus step 0. `progress(fraction)` is called between compiled chunks of training (fraction in
     [0, 1]). Returns a `TrainRun`."""
+    if _deep_narrow.is_deep_narrow(spec):  # seed 000: plain SGD in standard parameterization
+        return _deep_narrow.train_deep_narrow(spec, x, y, x_test, y_test, lr, steps, batch_size, seeds,
+                                              record_every, progress, dtype, keep_params)
     _check_spec(spec)
     x = _as_inputs(spec, x, "x", dtype)
     x_test = _as_inputs(spec, x_test, "x_test", dtype)
