@@ -51,6 +51,13 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("depth", "pages/3_depth.py", "Depth", ":material/layers:", "depth",
              "what happens to the NNGP and NTK correlations, and to the kernel predictor, as "
              "networks get deeper."),
+    PageInfo("deep_narrow", "pages/4_deep_narrow.py", "Deep narrow networks", ":material/stacks:",
+             "deep_narrow",
+             "networks only d_in + d_out + 1 wide and 1,000 layers deep: the special initialisation of "
+             "Lee et al. 2022, its NTK against the derived L -> infinity limit, and digits training "
+             "against Kaiming.",
+             topic={"activation": "relu", "seed": 0},
+             jobs="dashboard.deep_narrow_jobs:jobs_for"),
 )
 
 
