@@ -97,12 +97,12 @@ def wait_for_app(page, timeout_ms: int = 180_000) -> None:
         ".getAttribute('data-test-script-state') === 'notRunning'", timeout=timeout_ms)
 
 
-def open_page(browser, url: str, dark: bool = False):
+def open_page(browser, url: str, dark: bool = False, timeout_ms: int = 180_000):
     context = browser.new_context(viewport={"width": 1500, "height": 1100},
                                   color_scheme="dark" if dark else "light")
     page = context.new_page()
     page.goto(url, wait_until="domcontentloaded")
-    wait_for_app(page)
+    wait_for_app(page, timeout_ms)
     return page
 
 
@@ -219,13 +219,13 @@ def test_kernel_convergence_page(server, browser):
 def test_deep_narrow_page(server, browser):
     """Deep narrow page with small settings: the drawing, the kernel against its limit, the distance
     fit and the two training charts are drawn, no exception; saves tests/artifacts/deep_narrow.png."""
-    page = open_page(browser, server + "/deep_narrow?dn_L1=10&dn_L2=30&dn_L3=0&dn_trials=2&dn_steps=100"
+    page = open_page(browser, server + "/deep_narrow?dn_L1=10&dn_L2=30&dn_L3=0&dn_trials=1&dn_steps=100"
                      "&dn_train=1&dn_L=10&dn_tsteps=10&dn_batch=32&dn_data=digits_500&dn_sweep=0"
-                     "&dn_lr=0.001&dn_tCL=1&dn_CL=5")
+                     "&dn_lr=0.001&dn_tCL=1&dn_CL=5", timeout_ms=600_000)
     assert_no_exception(page)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 5",
-                           timeout=300_000)
-    wait_for_app(page)
+                           timeout=600_000)
+    wait_for_app(page, 600_000)
     assert_no_exception(page)
     assert page.locator(".js-plotly-plot").count() == 5
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
