@@ -36,9 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "dn_tsteps": 100, "dn_batch": 512, "dn_lr": 1e-4, "dn_sweep": True, "dn_tseeds": 1,
 }
 
-# Seconds per unit of work, timed on this 2-core machine while other jobs ran (loaded):
-KERNEL_SECONDS_PER_LAYER_STEP = 3.4e-5     # GD on 200 points, width 4, float64
-TRAIN_SECONDS_PER_FLOP = 1.4e-9 / 2         # SGD, float32 (forward + backward ~ 3 x 2 b w^2 per layer)
+# Seconds per unit of work, timed on this 2-core machine under load (load average ~20):
+KERNEL_SECONDS_PER_LAYER_STEP = 5e-5       # GD on 200 points, width 4, float64 (L = 1,000: ~100 s / 2,000 steps)
+TRAIN_SECONDS_PER_FLOP = 1.6e-10           # SGD, float32: DN1 (17 GFLOP per step at L = 1,000) took 2.65 s
 
 
 def values_with_defaults(values: Mapping[str, Any]) -> dict:
