@@ -72,6 +72,7 @@ def test_negative_inputs_and_bad_specs_are_value_errors():
         nc.init_params(nc.DeepNarrowMLP(depth=100_000, d_in=64, d_out=10), 0, 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("init", ["special", "kaiming"])
 def test_layerwise_ntk_equals_jacobian_product(init):
     """Theta = J J^T with J from jax.jacrev over every weight and bias (independent of the layer-wise
@@ -95,6 +96,7 @@ def test_layerwise_ntk_equals_jacobian_product(init):
     np.testing.assert_allclose(k, k.T, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_cnn_ntk_matches_a_jacobian_with_finite_differences():
     """CNN NTK (Jacobian contraction) against directional finite differences of f."""
     spec = nc.DeepNarrowCNN(depth=3, c_in=1, d_out=1, C_L=2.0)
@@ -150,6 +152,7 @@ def test_scaled_ntk_approaches_the_limit_as_depth_grows():
     assert -0.8 < fit.slope < -0.3          # the O(L^-1/2) law of large numbers of the derivation
 
 
+@pytest.mark.slow
 def test_kaiming_output_collapses_with_depth():
     """Kaiming-initialised width-75 nets on digits: the output scale shrinks by orders of magnitude
     between depth 10 and 1,000 (what the page says), so the gradients vanish."""
@@ -183,6 +186,7 @@ def test_training_special_learns_and_kaiming_deep_does_not():
         assert k.diverged[0] or (k.train_loss[0, -1] > 0.95 * const and k.test_accuracy[0, -1] < 0.25)
 
 
+@pytest.mark.slow
 def test_train_reports_divergence_as_nan():
     x, y, xt, yt = nc.digits_onehot(100)
     spec = nc.DeepNarrowMLP(depth=20, d_in=64, d_out=10, C_L=50.0)
