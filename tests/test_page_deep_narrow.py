@@ -99,3 +99,31 @@ def test_jobs_for_computes_standalone_with_defaults_filled():
     assert [j.kind for j in jobs] == ["deep_narrow.kernel", "deep_narrow.distance"]
     res = jobs[0].compute(lambda f, t="": None)
     assert res["theta_init"].shape == (200,) and np.all(np.isfinite(res["theta_trained"]))
+
+
+def test_default_page_opens_without_computing_long_jobs():
+    """Defaults are the paper's NTK setting: long jobs wait for their button (or come shipped)."""
+    at = open_app(PAGE)
+    assert exceptions(at) == []
+    assert len(plotly_charts(at)) >= 1          # the drawing at least
+    assert at.query_params["dn_L3"] in ("1000", ["1000"])
+
+
+def test_shipped_ntk_preset_opens_at_once():
+    """When the NTK preset's results are shipped (assets/results), the preset draws its figures
+    without computing anything."""
+    import os
+    import time
+
+    from dashboard import deep_narrow_jobs as dj
+    from dashboard.presets import PRESETS
+    from dashboard.store import SHIPPED_DIR
+
+    jobs = dj.jobs_for(PRESETS["lee2022_ntk"]["values"])
+    if not all(os.path.exists(os.path.join(SHIPPED_DIR, f"{j.key}.npz")) for j in jobs):
+        pytest.skip("the lee2022_ntk preset's results are not shipped in assets/results")
+    start = time.perf_counter()
+    at = open_app(PAGE, {"preset": "lee2022_ntk"})
+    elapsed = time.perf_counter() - start
+    _check(at, 3)
+    print(f"lee2022_ntk preset from shipped results: {elapsed:.1f} s")
