@@ -60,6 +60,13 @@ PAGES: tuple[PageInfo, ...] = (
              # seed 002: ReLU without bias (sigma_w drops out of the normalized kernels)
              topic={"activation": "relu", "sigma_b": 0.0},
              jobs="dashboard.depth_cache:jobs_for"),
+    PageInfo("deep_narrow", "pages/4_deep_narrow.py", "Deep narrow networks", ":material/stacks:",
+             "deep_narrow",
+             "networks only d_in + d_out + 1 wide and 1,000 layers deep: the special initialisation of "
+             "Lee et al. 2022, its NTK against the derived L -> infinity limit, and digits training "
+             "against Kaiming.",
+             topic={"activation": "relu", "seed": 0},
+             jobs="dashboard.deep_narrow_jobs:jobs_for"),
 )
 
 
