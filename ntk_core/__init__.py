@@ -9,6 +9,8 @@ Public API (everything else lives in private modules and may change):
     nc.correlation_map, nc.correlation_vs_depth       rho -> rho', phase, rho^(L) (Poole et al. 2016)
     nc.kernel_vs_angle, nc.convergence_sweep, nc.function_percentiles   finite NTK -> infinite with width
                                           (Jacot et al. 2018 Figs 1-2, Arora et al. 2019)
+    nc.train(..., linearized=True), nc.train_pair, nc.relative_scale, nc.parameter_change,
+    nc.kernel_change, nc.lambda_max, nc.laziness_point, nc.catapult_run   lazy training (seed 003 sec. 2)
 """
 from ._spec import ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, NetworkSpec, activation_name
 from ._activations import activation_fn, dual_activation, dual_activation_diag
@@ -27,6 +29,11 @@ from ._convergence import (ConvergenceSweep, FiniteKernelPair, FunctionPercentil
 from ._depth import (CorrelationMap, DepthCurves, DepthKernels, correlation_map, correlation_vs_depth,
                      digits_points, extrapolate_limit, normalized_kernels_vs_depth, predicted_rate,
                      sphere_points)
+
+# Lazy training (seed 003 sec. 2; Chizat et al. 2019; Lewkowycz et al. 2020): pages/6_lazy_training.py
+from ._lazy import (CatapultRun, LazinessPoint, LazyPair, RelativeScale, catapult_run, hessian_norm,
+                    kernel_change, lambda_max, laziness_point, parameter_change, relative_scale,
+                    train_linearized, train_pair)
 
 __all__ = [
     "ConvergenceSweep",
@@ -93,4 +100,18 @@ __all__ = [
     "make_dataset",
     "ensemble_mean_sd",
     "half_mse",
+    # lazy training
+    "CatapultRun",
+    "LazinessPoint",
+    "LazyPair",
+    "RelativeScale",
+    "catapult_run",
+    "hessian_norm",
+    "kernel_change",
+    "lambda_max",
+    "laziness_point",
+    "parameter_change",
+    "relative_scale",
+    "train_linearized",
+    "train_pair",
 ]

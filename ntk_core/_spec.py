@@ -22,6 +22,7 @@ ACTIVATIONS = CLOSED_FORM_ACTIVATIONS + QUADRATURE_ACTIVATIONS
 LEAKY_RELU_SLOPE = 0.1
 
 MAX_DEPTH = 100_000
+PARAMETERIZATIONS = ("ntk", "standard")
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -94,6 +95,10 @@ class MLP:
     w_std: float = 1.5
     b_std: float = 0.05
     activation: ActivationLike = "erf"
+    # "ntk": W, b ~ N(0, 1), scales w_std / sqrt(fan_in) and b_std in the forward pass (default);
+    # "standard": W ~ N(0, w_std^2 / fan_in), b ~ N(0, b_std^2), no scales (same functions at
+    # initialisation, different gradients: the NTK grows with the width).
+    parameterization: str = "ntk"
 
     def __post_init__(self):
         object.__setattr__(self, "depth", _check_int("depth", self.depth, 0, MAX_DEPTH))
@@ -101,6 +106,14 @@ class MLP:
         object.__setattr__(self, "w_std", _check_std("w_std", self.w_std))
         object.__setattr__(self, "b_std", _check_std("b_std", self.b_std))
         object.__setattr__(self, "activation", _check_activation(self.activation))
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, "
+                             f"got {self.parameterization!r}")
+
+
+def is_standard(spec) -> bool:
+    """True for an MLP in the standard parameterization (scales in the initialisation)."""
+    return getattr(spec, "parameterization", "ntk") == "standard"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,7 +46,7 @@ from ._finite import (
     forward,
 )
 from ._activations import activation_fn
-from ._spec import MLP, check_lr, check_targets
+from ._spec import MLP, check_lr, check_targets, is_standard
 
 # Size limits (ValueError naming the field when exceeded).
 MAX_SEEDS = 1_000
@@ -240,7 +240,7 @@ def _mlp_steps(spec, lr, batch_size, n_steps, window, x, y, carry, step0):
 def _window_size(spec, record_every, rows):
     """Deferred-update window of _mlp_steps: the largest divisor of record_every with
     window * rows <= width / 4 (so the thin products stay cheap), at most 16; 0 = use _generic_steps."""
-    if not isinstance(spec, MLP) or spec.depth < 2:
+    if not isinstance(spec, MLP) or spec.depth < 2 or is_standard(spec):
         return 0
     limit = min(16, spec.width // (4 * rows))
     if limit < 2:
@@ -298,7 +298,7 @@ def _lambda_max_layers(spec, params, x):
 
 
 def _lambda_max(spec, params, x, n_nets):
-    if isinstance(spec, MLP):
+    if isinstance(spec, MLP) and not is_standard(spec):
         if x.shape[0] <= LAMBDA_PER_NET_POINTS:
             return np.asarray(_lambda_max_layers(spec, params, x), np.float64)
         p0 = jax.tree_util.tree_map(lambda p: p[:1], params)
@@ -344,13 +344,21 @@ def train(
     dtype=jnp.float32,
     keep_params: bool = True,
     n_chunks: int = 20,
+    linearized: bool = False,
 ) -> TrainRun:
     """Train one network per seed (initialised as `nc.init_params(spec, seed, ...)`) on (x, y).
 
     Full-batch gradient descent if batch_size is None, else minibatch SGD; loss and time convention
     in the module docstring (t = lr * steps). Records every `record_every` steps (default: steps / 100)
     plus step 0. `progress(fraction)` is called between compiled chunks of training (fraction in
-    [0, 1]). Returns a `TrainRun`."""
+    [0, 1]). Returns a `TrainRun`. linearized=True trains f_lin instead (nc._lazy.train_linearized)."""
+    if linearized:
+        from ._lazy import train_linearized
+
+        if batch_size is not None:
+            raise ValueError("linearized=True trains by full-batch GD: batch_size must be None")
+        return train_linearized(spec, x, y, x_test, y_test, lr, steps, seeds=seeds, record_every=record_every,
+                                progress=progress, dtype=dtype, keep_params=keep_params)
     _check_spec(spec)
     x = _as_inputs(spec, x, "x", dtype)
     x_test = _as_inputs(spec, x_test, "x_test", dtype)
