@@ -51,6 +51,12 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("depth", "pages/3_depth.py", "Depth", ":material/layers:", "depth",
              "what happens to the NNGP and NTK correlations, and to the kernel predictor, as "
              "networks get deeper."),
+    PageInfo("lazy_training", "pages/6_lazy_training.py", "Lazy training", ":material/timeline:",
+             "lazy_training",
+             "a network and its linearisation trained side by side; distance, parameter and kernel "
+             "change and the relative scale kappa_f against width; large learning rates and the catapult.",
+             topic={"depth": 1, "width": 1024, "sigma_w": 1.5, "sigma_b": 0.05, "activation": "erf"},
+             jobs="dashboard.lazy_jobs:jobs_for"),
 )
 
 
