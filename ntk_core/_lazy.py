@@ -49,8 +49,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ._finite import _as_inputs, _check_params, _check_spec, _init, _input_shape, _ntk_layers, count_params, forward
-from ._spec import MLP, check_lr, check_targets
+from ._finite import _check_params, _ntk_layers, count_params, forward
+from ._finite import as_inputs as _as_inputs
+from ._finite import check_spec as _check_spec
+from ._finite import draw_params as _init
+from ._finite import input_shape as _input_shape
+from ._spec import MLP
+from ._validation import check_lr, check_targets
 
 MAX_LAZY_PARAMS = 40_000_000      # one network (and its linearisation) in the lazy-training functions
 MAX_LAZY_STEPS = 1_000_000
@@ -419,7 +424,8 @@ def train_linearized(spec, x, y, x_test, y_test, lr, steps, seeds=range(1), reco
                      progress=None, dtype=jnp.float32, keep_params=True, **_ignored):
     """`nc.train(..., linearized=True)`: GD on f_lin for every seed, returned as a `TrainRun` (same
     initialisation, loss, records and time convention as nc.train; batch_size must be None)."""
-    from ._training import TrainRun, _seed_array
+    from ._training import TrainRun
+    from ._validation import check_seeds as _seed_array
 
     _check_mlp(spec)
     lr = check_lr(lr)
