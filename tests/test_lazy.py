@@ -39,9 +39,8 @@ def test_linearized_matches_discrete_and_continuous_closed_forms():
         want = Y + np.linalg.matrix_power(step_matrix, int(s)) @ (f0 - Y)
         np.testing.assert_allclose(run.train_predictions[0, k], want, rtol=0, atol=1e-10)
     # continuous closed form (gradient flow) on the test grid
-    k_nngp = np.eye(n)  # unused by the mean when fx_*_0 are given
-    gp = nc.ntk_gp(spec, X, Y, XT, t=run.times, diag_reg=0.0, fx_train_0=f0, fx_test_0=f0t,
-                   kernels=(k_nngp, theta, np.zeros_like(theta_tx), theta_tx, np.eye(len(XT))))
+    gp = nc.ntk_gp_posterior(nc.GPKernels(ntk_train_train=theta, ntk_test_train=theta_tx), Y, t=run.times,
+                             diag_reg=0.0, fx_train_0=f0, fx_test_0=f0t)
     assert np.max(np.abs(run.predictions[0] - gp.mean)) < 2e-3 * np.max(np.abs(gp.mean))
     np.testing.assert_allclose(run.times, lr * run.steps)
 
