@@ -249,9 +249,15 @@ def _log_axis_ticks(fig: go.Figure) -> None:
             if not values:
                 continue
             allv = np.concatenate(values)
-            decades = math.log10(allv.max()) - math.log10(allv.min())
-            if decades >= 2:
-                ax.dtick = max(1, math.ceil(decades / 6))
+            lo, hi = math.log10(allv.min()), math.log10(allv.max())
+            if hi - lo >= 2:
+                ax.dtick = max(1, math.ceil((hi - lo) / 6))
+            else:  # 1, 2, 5 x 10^k at full size (plotly's own minor labels are small digits)
+                vals = [m * 10.0 ** k for k in range(math.floor(lo), math.ceil(hi) + 1)
+                        for m in (1, 2, 5) if lo - 1e-9 <= math.log10(m) + k <= hi + 1e-9]
+                if len(vals) >= 2:
+                    ax.tickvals = vals
+                    ax.ticktext = [fmt_number(v) for v in vals]
 def add_line(fig: go.Figure, x, y, name: str, *, color: str, dash: str | None = None,
              style: Style | None = None, width_scale: float = 1.0, opacity: float = 1.0,
              showlegend: bool = True, legendgroup: str | None = None,
