@@ -3,8 +3,9 @@
     python -m benchmarks.run W1 W2 ...      one JSON line per workload: {"workload", "seconds"}
 
 Time = best of 3 runs after a warm-up run (compilation excluded), result fully computed.
-FIG3 and JACOT are the project's own targets (issues 3 and 5), timed once, cold, as a user waits
-for them; DN1 (issue 11) also reports its floor; they are not in the shared list and run only when named.
+FIG3, JACOT, DN1 and LZ1 are the project's own targets (issues 3, 5, 11 and 13), timed once, cold,
+as a user waits for them (DN1 also reports its floor); they are not in the shared list and run only
+when named.
 """
 import json
 import sys
@@ -144,7 +145,22 @@ def dn1():
             "ratio_to_floor": seconds / floor}
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7, "FIG3": fig3, "JACOT": jacot, "DN1": dn1}
+def lz1():
+    """The lazy-training page's width sweep with its default settings (issue 13: under 60 s cold): one
+    hidden layer (erf, sigma_w 1.5, sigma_b 0.05), widths 16, 64, ..., 16,384, 3 seeds, 1,000 GD steps of f
+    and f_lin at half the stability boundary, kernel change and kappa_f; float64 as the page (x64 on)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from dashboard import lazy_jobs
+
+    start = time.perf_counter()
+    lazy_jobs.run_locally(lazy_jobs.width_jobs({}))
+    return time.perf_counter() - start
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7, "FIG3": fig3,
+             "JACOT": jacot, "DN1": dn1, "LZ1": lz1}
 
 
 def main(names):

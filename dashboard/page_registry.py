@@ -67,6 +67,12 @@ PAGES: tuple[PageInfo, ...] = (
              "against Kaiming.",
              topic={"activation": "relu", "seed": 0},
              jobs="dashboard.deep_narrow_jobs:jobs_for"),
+    PageInfo("lazy_training", "pages/6_lazy_training.py", "Lazy training", ":material/timeline:",
+             "lazy_training",
+             "a network and its linearisation trained side by side; distance, parameter and kernel "
+             "change and the relative scale kappa_f against width; large learning rates and the catapult.",
+             topic={"depth": 1, "width": 1024, "sigma_w": 1.5, "sigma_b": 0.05, "activation": "erf"},
+             jobs="dashboard.lazy_jobs:jobs_for"),
 )
 
 

@@ -21,6 +21,9 @@ _SEED003_DATA = {"data": "cubic", "n_train": 5, "noise": 0.01}
 # is full-batch gradient descent; learning rate 0.1 and 10,000 steps as in the cookbook.
 _SEED003_TRAIN = {"opt": "GD", "lr": 0.1, "steps": 10000, "t": math.inf, "posterior": "ntk"}
 
+_LAZY_NET = {"depth": 1, "sigma_w": 1.5, "sigma_b": 0.05, "activation": "erf"}
+_LAZY_DATA = {"lz_data": "cubic", "lz_ntrain": 5, "lz_noise": 0.01}
+
 PRESETS: dict[str, dict] = {
     "seed003_fig1": {
         "page": "finite_vs_infinite",
@@ -138,6 +141,34 @@ PRESETS: dict[str, dict] = {
                    "dn_tsteps": 100, "dn_batch": 64, "dn_lr": 1e-4, "dn_sweep": True, "dn_tseeds": 1,
                    "dn_rho": 1.0, "dn_beta": 1.0, "dn_L1": 0, "dn_L2": 0, "dn_L3": 100, "dn_trials": 2,
                    "dn_steps": 0, "dn_CL": 50.0, "seed": 0},
+    },
+
+    # ---- Lazy training (seed 003, section 2) ----
+    "lazy_side_by_side": {
+        "page": "lazy_training",
+        "label": "Lazy training 1: width 1,024 vs its linearisation, y = x³",
+        "source": "Seed 003, section 2.2: one hidden layer (erf, sigma_w 1.5, sigma_b 0.05), NTK "
+                  "parameterization, 5 points of y = x³, 1,000 GD steps at half the stability boundary.",
+        "values": {**_LAZY_NET, **_LAZY_DATA, "width": 1024, "lz_param": "ntk", "lz_lrmode": "multiple",
+                   "lz_mult": 0.5, "lz_steps": 1000, "seed": 0},
+    },
+    "lazy_width_sweep": {
+        "page": "lazy_training",
+        "label": "Lazy training 2: widths 16 .. 16,384, NTK parameterization",
+        "source": "Seed 003, section 2.2 (kappa_f ~ 2 m^-1/2 for one hidden layer; Chizat et al. 2019) "
+                  "and Lee et al. 2019: distance f - f_lin, parameter and kernel change against width, "
+                  "3 seeds per width.",
+        "values": {**_LAZY_NET, **_LAZY_DATA, "width": 1024, "lz_param": "ntk", "lz_lrmode": "multiple",
+                   "lz_mult": 0.5, "lz_steps": 1000, "lz_wmin": 16, "lz_wmax": 16384, "lz_seeds": 3,
+                   "seed": 0},
+    },
+    "lazy_catapult": {
+        "page": "lazy_training",
+        "label": "Lazy training 3: learning rates 0.5, 1.5, 2.5 × 2/λ_max (catapult)",
+        "source": "Lewkowycz et al. 2020 (the catapult mechanism): one hidden layer, width 1,024, GD "
+                  "below 2/λ_max, between 2/λ_max and 4/λ_max, and above.",
+        "values": {**_LAZY_NET, **_LAZY_DATA, "width": 1024, "lz_param": "ntk", "lz_m1": 0.5,
+                   "lz_m2": 1.5, "lz_m3": 2.5, "lz_csteps": 300, "seed": 0},
     },
 }
 

@@ -12,6 +12,8 @@ Public API, grouped as in `__all__` (everything else lives in private modules an
     nc.normalized_kernels_vs_depth, nc.correlation_map, nc.correlation_vs_depth   depth (Poole et al. 2016)
     nc.kernel_vs_angle, nc.convergence_sweep, nc.function_percentiles   finite NTK -> infinite with width
                                           (Jacot et al. 2018 Figs 1-2, Arora et al. 2019)
+    nc.train(..., linearized=True), nc.train_pair, nc.relative_scale, nc.parameter_change,
+    nc.kernel_change, nc.lambda_max, nc.laziness_point, nc.catapult_run   lazy training (seed 003 sec. 2)
 """
 # Network specifications
 from ._spec import CNN as CNN
@@ -110,6 +112,22 @@ from ._validation import MAX_TRAIN_POINTS as MAX_TRAIN_POINTS
 # Utilities
 from ._lru import LRUCache as LRUCache
 
+
+# Lazy training (seed 003 sec. 2; Chizat et al. 2019; Lewkowycz et al. 2020): pages/6_lazy_training.py
+from ._lazy import CatapultRun as CatapultRun
+from ._lazy import LazinessPoint as LazinessPoint
+from ._lazy import LazyPair as LazyPair
+from ._lazy import RelativeScale as RelativeScale
+from ._lazy import catapult_run as catapult_run
+from ._lazy import hessian_norm as hessian_norm
+from ._lazy import kernel_change as kernel_change
+from ._lazy import lambda_max as lambda_max
+from ._lazy import laziness_point as laziness_point
+from ._lazy import parameter_change as parameter_change
+from ._lazy import relative_scale as relative_scale
+from ._lazy import train_linearized as train_linearized
+from ._lazy import train_pair as train_pair
+
 __all__ = [
     # Network specifications
     "CNN",
@@ -197,6 +215,20 @@ __all__ = [
     "MAX_TRAIN_POINTS",
     # Utilities
     "LRUCache",
+    # Lazy training (seed 003 sec. 2)
+    "CatapultRun",
+    "LazinessPoint",
+    "LazyPair",
+    "RelativeScale",
+    "catapult_run",
+    "hessian_norm",
+    "kernel_change",
+    "lambda_max",
+    "laziness_point",
+    "parameter_change",
+    "relative_scale",
+    "train_linearized",
+    "train_pair",
 ]
 
 # ---- Deep narrow networks (Lee, Choi, Ryu, No, ICML 2022; seed 000). nc.init_params, nc.apply,

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._activations import activation_fn
-from ._spec import CNN, MLP
+from ._spec import CNN, MLP, is_standard
 from . import _deep_narrow
 from ._validation import MAX_KERNEL_POINTS, check_count
 
@@ -145,14 +145,25 @@ def _as_key(seed):
     raise ValueError(f"seed must be an integer or a jax PRNG key, got {seed!r}")
 
 
+def _scales(spec, fan_in):
+    """(weight, bias) multipliers of the forward pass: (w_std / sqrt(fan_in), b_std) in the NTK
+    parameterization, (1, 1) in the standard one (whose initialisation carries them instead)."""
+    if is_standard(spec):
+        return 1.0, 1.0
+    return float(spec.w_std) / math.sqrt(fan_in), float(spec.b_std)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def draw_params(spec, shape, dtype, key):
     layers = layer_shapes(spec, shape)
     keys = jax.random.split(key, 2 * len(layers))
-    return [
-        {"w": jax.random.normal(keys[2 * i], ws, dtype), "b": jax.random.normal(keys[2 * i + 1], bs, dtype)}
-        for i, (ws, bs, _) in enumerate(layers)
-    ]
+    out = []
+    for i, (ws, bs, fan_in) in enumerate(layers):
+        w, b = jax.random.normal(keys[2 * i], ws, dtype), jax.random.normal(keys[2 * i + 1], bs, dtype)
+        if is_standard(spec):
+            w, b = w * (float(spec.w_std) / math.sqrt(fan_in)), b * float(spec.b_std)
+        out.append({"w": w, "b": b})
+    return out
 
 
 def _conv(a, w):
@@ -166,14 +177,16 @@ def forward(spec, params, x):
     a = x.astype(params[0]["w"].dtype)
     if isinstance(spec, MLP):
         for layer in params[:-1]:
-            a = phi((w_std / math.sqrt(a.shape[-1])) * (a @ layer["w"]) + b_std * layer["b"])
+            s_w, s_b = _scales(spec, a.shape[-1])
+            a = phi(s_w * (a @ layer["w"]) + s_b * layer["b"])
     else:
         for layer in params[:-1]:
             fan_in = a.shape[-1] * 9
             a = phi((w_std / math.sqrt(fan_in)) * _conv(a, layer["w"]) + b_std * layer["b"])
         a = a.mean(axis=(1, 2)) if spec.readout == "gap" else a.reshape(a.shape[0], -1)
     out = params[-1]
-    return (w_std / math.sqrt(a.shape[-1])) * (a @ out["w"]) + b_std * out["b"]
+    s_w, s_b = _scales(spec, a.shape[-1])
+    return s_w * (a @ out["w"]) + s_b * out["b"]
 
 
 _forward_jit = jax.jit(forward, static_argnums=0)
@@ -209,19 +222,19 @@ def apply(spec, params, x):
 def mlp_activations_and_deltas(spec, params, x):
     """Per layer l (readout last): input a^{l-1} (n, n_{l-1}) and delta^l = df/dh^l (n, n_l)."""
     phi = activation_fn(spec.activation)
-    w_std = float(spec.w_std)
     a = x.astype(params[0]["w"].dtype)
     inputs, derivs = [], []
     for layer in params[:-1]:
         inputs.append(a)
-        h = (w_std / math.sqrt(a.shape[-1])) * (a @ layer["w"]) + float(spec.b_std) * layer["b"]
+        s_w, s_b = _scales(spec, a.shape[-1])
+        h = s_w * (a @ layer["w"]) + s_b * layer["b"]
         a, d = jax.jvp(phi, (h,), (jnp.ones_like(h),))    # phi(h), phi'(h) elementwise
         derivs.append(d)
     inputs.append(a)
     delta = jnp.ones((x.shape[0], 1), a.dtype)
     deltas = [delta]
     for l in range(len(params) - 1, 0, -1):
-        scale = w_std / math.sqrt(inputs[l].shape[-1])
+        scale = _scales(spec, inputs[l].shape[-1])[0]
         delta = scale * (delta @ params[l]["w"].T) * derivs[l - 1]
         deltas.append(delta)
     return inputs, deltas[::-1]
@@ -231,7 +244,6 @@ def mlp_activations_and_deltas(spec, params, x):
 def _ntk_layers(spec, params, x, n1):
     """Per-layer empirical NTK of an MLP between x[:n1] and x[n1:] (or x against itself if n1 == 0)."""
     inputs, deltas = mlp_activations_and_deltas(spec, params, x)
-    w_std2, b_std2 = float(spec.w_std) ** 2, float(spec.b_std) ** 2
     hi = jax.lax.Precision.HIGHEST
     theta = 0.0
     for a, d in zip(inputs, deltas):
@@ -240,7 +252,8 @@ def _ntk_layers(spec, params, x, n1):
         else:
             a1 = a2 = a
             d1 = d2 = d
-        act = (w_std2 / a.shape[-1]) * jnp.matmul(a1, a2.T, precision=hi) + b_std2
+        s_w, s_b = _scales(spec, a.shape[-1])
+        act = s_w**2 * jnp.matmul(a1, a2.T, precision=hi) + s_b**2
         theta = theta + jnp.matmul(d1, d2.T, precision=hi) * act
     return theta
 

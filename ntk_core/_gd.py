@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from ._activations import activation_fn
 from ._finite import forward
-from ._spec import MLP
+from ._spec import MLP, is_standard
 
 BLOWUP_FACTOR = 1e8       # a loss above BLOWUP_FACTOR * (initial loss + 1) counts as diverged
 MAX_WINDOW = 16           # steps whose weight updates `mlp_steps` keeps as low-rank factors
@@ -177,7 +177,7 @@ def window_size(spec, n_steps: int, rows: int) -> int:
     """Deferred-update window of `mlp_steps` for runs of n_steps steps on `rows` points per step: the
     largest divisor of n_steps with window * rows <= width / 4 (so the thin products stay cheap), at most
     MAX_WINDOW; 0 = use `generic_steps` (not an MLP with >= 2 hidden layers, or width < 8 * rows)."""
-    if not isinstance(spec, MLP) or spec.depth < 2:
+    if not isinstance(spec, MLP) or spec.depth < 2 or is_standard(spec):
         return 0
     limit = min(MAX_WINDOW, spec.width // (4 * rows))
     if limit < 2:

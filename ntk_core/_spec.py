@@ -17,6 +17,7 @@ from ._activations import (ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, LEAKY_RELU_SLOP
 from ._validation import check_int, check_number
 
 MAX_DEPTH = 100_000
+PARAMETERIZATIONS = ("ntk", "standard")
 
 
 def activation_name(activation: ActivationLike) -> str:
@@ -32,6 +33,10 @@ class MLP:
     w_std: float = 1.5
     b_std: float = 0.05
     activation: ActivationLike = "erf"
+    # "ntk": W, b ~ N(0, 1), scales w_std / sqrt(fan_in) and b_std in the forward pass (default);
+    # "standard": W ~ N(0, w_std^2 / fan_in), b ~ N(0, b_std^2), no scales (same functions at
+    # initialisation, different gradients: the NTK grows with the width).
+    parameterization: str = "ntk"
 
     def __post_init__(self):
         object.__setattr__(self, "depth", check_int("depth", self.depth, 0, MAX_DEPTH))
@@ -39,6 +44,14 @@ class MLP:
         object.__setattr__(self, "w_std", check_number("w_std", self.w_std))
         object.__setattr__(self, "b_std", check_number("b_std", self.b_std))
         object.__setattr__(self, "activation", check_activation(self.activation))
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {', '.join(PARAMETERIZATIONS)}, "
+                             f"got {self.parameterization!r}")
+
+
+def is_standard(spec) -> bool:
+    """True for an MLP in the standard parameterization (scales in the initialisation)."""
+    return getattr(spec, "parameterization", "ntk") == "standard"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,7 +50,7 @@ from ._finite import (
     ntk_jacobian_block,
 )
 from ._gd import GDState, step_function
-from ._spec import MLP
+from ._spec import MLP, is_standard
 from . import _deep_narrow
 from ._validation import (
     MAX_SEEDS,
@@ -268,7 +268,7 @@ def _lambda_max_layers(spec, params, x):
 
 
 def _lambda_max(spec, params, x, n_nets):
-    if isinstance(spec, MLP):
+    if isinstance(spec, MLP) and not is_standard(spec):
         if x.shape[0] <= LAMBDA_PER_NET_POINTS:
             return np.asarray(_lambda_max_layers(spec, params, x), np.float64)
         p0 = jax.tree_util.tree_map(lambda p: p[:1], params)
@@ -410,16 +410,25 @@ def train(
     dtype=jnp.float32,
     keep_params: bool = True,
     n_chunks: int = 20,
+    linearized: bool = False,
 ) -> TrainRun:
     """Train one network per seed (initialised as `nc.init_params(spec, seed, ...)`) on (x, y).
 
     Full-batch gradient descent if batch_size is None, else minibatch SGD; loss and time convention
     in the module docstring (t = lr * steps). Records every `record_every` steps (default: steps / 100)
     plus step 0 and the last step. `progress(fraction)` is called between compiled chunks of training
-    (fraction in [0, 1]). Returns a `TrainRun`."""
+    (fraction in [0, 1]). Returns a `TrainRun`. linearized=True trains f_lin instead
+    (ntk_core._lazy.train_linearized)."""
     if _deep_narrow.is_deep_narrow(spec):  # seed 000: plain SGD in standard parameterization
         return _deep_narrow.train_deep_narrow(spec, x, y, x_test, y_test, lr, steps, batch_size, seeds,
                                               record_every, progress, dtype, keep_params)
+    if linearized:
+        from ._lazy import train_linearized
+
+        if batch_size is not None:
+            raise ValueError("linearized=True trains by full-batch GD: batch_size must be None")
+        return train_linearized(spec, x, y, x_test, y_test, lr, steps, seeds=seeds, record_every=record_every,
+                                progress=progress, dtype=dtype, keep_params=keep_params)
     problem = _validate(spec, x, y, x_test, y_test, lr, steps, batch_size, seeds, record_every, dtype)
     layout = ensemble_layout(problem.seeds, _block_size(problem.spec, problem.input_shape, problem.dtype),
                              os.cpu_count() or 1)

@@ -245,3 +245,22 @@ def test_deep_narrow_page(server, browser):
     wait_for_app(page)
     page.screenshot(path=os.path.join(ARTIFACTS, "deep_narrow.png"), full_page=True)
     page.context.close()
+
+
+def test_lazy_training_page(server, browser):
+    """Lazy-training page with small widths: all 8 charts drawn, the computed text boxes shown, no
+    exception; saves tests/artifacts/lazy_training.png."""
+    page = open_page(browser, server + "/lazy_training?depth=1&width=64&lz_wmin=16&lz_wmax=256"
+                     "&lz_seeds=2&lz_steps=200&lz_csteps=100")
+    assert_no_exception(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=240_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 8",
+                           timeout=240_000)
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    assert page.get_by_text("Fitted log-log slopes").first.is_visible()
+    assert page.get_by_text("What the computation gives").first.is_visible()
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.set_viewport_size({"width": 1500, "height": 5200})
+    wait_for_app(page)
+    page.screenshot(path=os.path.join(ARTIFACTS, "lazy_training.png"), full_page=True)
+    page.context.close()
