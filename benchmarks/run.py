@@ -4,7 +4,7 @@
 
 Time = best of 3 runs after a warm-up run (compilation excluded), result fully computed.
 FIG3 and JACOT are the project's own targets (issues 3 and 5), timed once, cold, as a user waits
-for them; they are not in the shared list and run only when named.
+for them; DN1 (issue 11) also reports its floor; they are not in the shared list and run only when named.
 """
 import json
 import sys
@@ -120,13 +120,38 @@ def jacot():
     return time.perf_counter() - start
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7, "FIG3": fig3, "JACOT": jacot}
+def dn1():
+    """Seed 000 (issue 11): one SGD step of a depth-1,000 deep narrow MLP (width 64 + 1 + 10 = 75) on a
+    batch of 512 digits, float32, against this machine's floor measured in the same run: 1,000
+    sequential 512x75 @ 75x75 products (lax.scan) for the forward pass, twice that for the backward."""
+    import jax
+    import jax.numpy as jnp
+    import ntk_core as nc
+    from ntk_core import _deep_narrow as dn
+
+    x, y, _, _ = nc.digits_onehot(360)
+    xb, yb = jnp.asarray(x[:512]), jnp.asarray(y[:512])
+    spec = nc.DeepNarrowMLP(depth=1000, d_in=64, d_out=10, C_L=5.0)
+    params = nc.init_params(spec, 0, 64)
+    step = jax.jit(dn.sgd_update, static_argnums=(0, 1))
+    seconds = best_time(lambda: jax.block_until_ready(step(spec, 1e-5, params, xb, yb)))
+    ws = jax.random.normal(jax.random.PRNGKey(0), (1000, 75, 75), jnp.float32) / 75 ** 0.5
+    h0 = jax.random.normal(jax.random.PRNGKey(1), (512, 75), jnp.float32)
+    chain = jax.jit(lambda h, ws: jax.lax.scan(lambda h, w: (h @ w, None), h, ws)[0])
+    matmuls = best_time(lambda: jax.block_until_ready(chain(h0, ws)))
+    floor = 3 * matmuls
+    return {"seconds": seconds, "floor_seconds": floor, "forward_matmuls_seconds": matmuls,
+            "ratio_to_floor": seconds / floor}
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7, "FIG3": fig3, "JACOT": jacot, "DN1": dn1}
 
 
 def main(names):
     for name in names or [w for w in WORKLOADS if w.startswith("W")]:
         try:
-            out = {"workload": name, "seconds": WORKLOADS[name]()}
+            got = WORKLOADS[name]()
+            out = {"workload": name, **(got if isinstance(got, dict) else {"seconds": got})}
         except Exception as e:  # report and keep going, like the reference runner
             out = {"workload": name, "seconds": None, "error": f"{type(e).__name__}: {str(e)[:200]}"}
         print(json.dumps(out), flush=True)

@@ -1,36 +1,25 @@
 """Cached calls into ntk_core for the pages, keyed by every parameter that changes the result.
 
 - `theory(...)`        NTK-GP / NNGP posterior at chosen times (st.cache_data; cheap, ms)
-- `train_networks(...)` an ensemble of finite networks (a process-wide LRU of TrainRuns; on a miss
-                        it trains with a progress callback, which a rerun can interrupt)
+- `jobs_for(values)` / `training_jobs(...)` the finite networks as jobs of dashboard.jobs (stored,
+                        shared across sessions, shipped for presets), CHUNK networks per job
+- `ensemble(results)`   the finished chunks combined into what the page draws
 
-Display options (training time t, bands, which curves) are not arguments of `train_networks`, so
-moving them never retrains.
+Display options (training time t, bands, which curves) are not parameters of the jobs, so moving
+them never retrains.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import streamlit as st
 
 import ntk_core as nc
 
-TRAIN_CACHE_ENTRIES = 12
 THEORY_DIAG_REG = 1e-4  # Neural Tangents cookbook
-
-
-def array_key(*arrays) -> str:
-    """A short content hash of numpy arrays (for cache keys)."""
-    h = hashlib.sha1()
-    for a in arrays:
-        a = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
-        h.update(str(a.shape).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,21 +63,20 @@ def loss_time_grid(t_max: float, n: int = 120) -> tuple:
 
 
 # --------------------------------------------------------------------------------------------
-# Finite networks
+# Finite networks: jobs of the runner (dashboard.jobs), CHUNK networks per job
 # --------------------------------------------------------------------------------------------
-@st.cache_resource
-def _train_store() -> nc.LRUCache:
-    return nc.LRUCache(TRAIN_CACHE_ENTRIES)
-
-
-def train_key(**params) -> tuple:
-    return tuple(sorted(params.items()))
-
-
-def cached_run(key: tuple):
-    """The cached TrainRun for `key`, or None."""
-    return _train_store().get(key)
-
+# The page's own controls and their defaults (the shared ones are controls.SHARED_DEFAULTS).
+PAGE_DEFAULTS: dict = {"data": "cubic", "n_train": 5, "noise": 0.01, "opt": "GD", "batch": 2,
+                       "lr": 0.1, "steps": 10000, "K": 1, "posterior": "ntk", "show_nets": True,
+                       "bands": True, "t": math.inf}
+T_OPTIONS = [0, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000,
+             20000, 50000, 100000, math.inf]
+N_TEST = 100
+# Networks per job. The networks of one job train together (vmapped): 100 at once is the fast path
+# (seed 003 Fig 3 in ~55 s quiet); chunks of 10 took several times longer per network on the
+# loaded 2-core machine, so an ensemble of up to 100 is one job (its progress bar still moves).
+CHUNK = 100
+TRAIN_VERSION = "1"   # bump when nc.train or the recorded arrays change
 
 # Measured: 100 networks of width 512, depth 2, 10,000 GD steps on 5 points take ~200 s on the
 # 2-core CI machine, i.e. about 4e-10 s per (network x step x depth x width^2). Issue 10's timed
@@ -99,39 +87,125 @@ def cached_run(key: tuple):
 # Re-measure on a quiet machine with benchmarks (FIG3) when the training loop changes.
 ESTIMATE_CALIBRATION = 1.4
 SECONDS_PER_UNIT = 4e-10 * ESTIMATE_CALIBRATION
-AUTO_TRAIN_SECONDS = 15.0
 
 
 def estimated_training_seconds(depth: int, width: int, n_nets: int, steps: int,
                                n_points: int) -> float:
-    """Rough wall time of `train_networks` (for the "Train" button and the progress text)."""
+    """Rough wall time of training `n_nets` networks (for the runner's estimate and question)."""
     per_step = max(depth, 1) * width * width + width * (n_points + 2)
     return SECONDS_PER_UNIT * n_nets * steps * per_step * max(1.0, n_points / 20.0)
 
 
-def train_networks(*, depth: int, width: int, sigma_w: float, sigma_b: float, activation: str,
-                   x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                   y_test: np.ndarray, lr: float, steps: int, batch_size: Optional[int],
-                   n_nets: int, seed: int,
-                   progress: Optional[Callable[[float], None]] = None,
-                   only_cached: bool = False):
-    """Train `n_nets` networks (seeds seed, seed+1, ...) or return the cached run.
+def snapshot_indices(times: np.ndarray) -> np.ndarray:
+    """The records the time slider can show (one per T_OPTIONS value): only these predictions
+    on the test grid are kept, so a stored ensemble stays small."""
+    return np.asarray(sorted({snapshot_index(times, t) for t in T_OPTIONS}), dtype=np.int64)
 
-    Returns (run, was_cached); with `only_cached`, (None, False) instead of training."""
-    key = train_key(depth=depth, width=width, sigma_w=sigma_w, sigma_b=sigma_b,
-                    activation=activation, data=array_key(x_train, y_train, x_test, y_test),
-                    lr=lr, steps=steps, batch_size=batch_size, n_nets=n_nets, seed=seed)
-    run = cached_run(key)
-    if run is not None:
-        return run, True
-    if only_cached:
-        return None, False
+
+def train_chunk(progress, *, depth, width, sigma_w, sigma_b, activation, x_train, y_train,
+                x_test, y_test, lr, steps, batch_size, seeds) -> dict:
+    """Train the networks `seeds` together (nc.train) and keep what the page draws: losses of each
+    network, sums of predictions over the networks at every record (for the ensemble mean's loss)
+    and every network's test-grid predictions at the slider's records."""
     spec = _net(depth, sigma_w, sigma_b, activation, width)
     run = nc.train(spec, x_train, y_train, x_test, y_test, lr=lr, steps=steps,
-                   batch_size=batch_size, seeds=range(seed, seed + n_nets),
-                   record_every=max(1, steps // 200), progress=progress, keep_params=False)
-    _train_store().put(key, run)
-    return run, False
+                   batch_size=batch_size, seeds=list(seeds), record_every=max(1, steps // 200),
+                   progress=progress, keep_params=False)
+    snaps = snapshot_indices(run.times)
+    return {"steps": np.asarray(run.steps), "times": np.asarray(run.times, np.float64),
+            "train_loss": np.asarray(run.train_loss, np.float32),
+            "test_loss": np.asarray(run.test_loss, np.float32),
+            "train_sum": np.asarray(run.train_predictions, np.float64).sum(0).astype(np.float32),
+            "test_sum": np.asarray(run.predictions, np.float64).sum(0).astype(np.float32),
+            "snap_index": snaps,
+            "snap_predictions": np.asarray(run.predictions, np.float32)[:, snaps, :],
+            "warning": np.asarray(run.warning or "")}
+
+
+def training_jobs(*, depth, width, sigma_w, sigma_b, activation, x_train, y_train, x_test, y_test,
+                  lr, steps, batch_size, n_nets, seed) -> list:
+    """Jobs that train networks seed, seed+1, ..., seed+n_nets-1 in chunks of CHUNK."""
+    from .jobs import Job
+
+    y_test = y_test if y_test is not None else np.zeros((len(x_test), 1))
+    base = dict(depth=int(depth), width=int(width), sigma_w=float(sigma_w),
+                sigma_b=float(sigma_b), activation=str(activation),
+                x_train=np.asarray(x_train, np.float64), y_train=np.asarray(y_train, np.float64),
+                x_test=np.asarray(x_test, np.float64), y_test=np.asarray(y_test, np.float64),
+                lr=float(lr), steps=int(steps),
+                batch_size=None if batch_size is None else int(batch_size))
+    n_points = len(x_train) if batch_size is None else int(batch_size)
+    out = []
+    for start in range(int(seed), int(seed) + int(n_nets), CHUNK):
+        seeds = tuple(range(start, min(start + CHUNK, int(seed) + int(n_nets))))
+        params = {**base, "seeds": seeds}
+        out.append(Job("finite.train", params,
+                       compute=lambda progress, params=params: train_chunk(progress, **params),
+                       seconds=estimated_training_seconds(depth, width, len(seeds), steps,
+                                                          n_points),
+                       version=TRAIN_VERSION))
+    return out
+
+
+def page_dataset(data: str, n_train: int, noise: float, seed: int):
+    """The page's built-in data set (uploads are the page's business)."""
+    name = data if data in nc.DATASETS else "cubic"
+    return nc.make_dataset(name, n_train=int(n_train), noise=float(noise), seed=int(seed),
+                           n_test=N_TEST)
+
+
+def jobs_for(values) -> list:
+    """Every long job of the finite-vs-infinite page for control values `values` (page registry)."""
+    from .controls import SHARED_DEFAULTS
+
+    v = {**SHARED_DEFAULTS, **PAGE_DEFAULTS, **dict(values)}
+    if v["data"] == "upload":
+        return []
+    ds = page_dataset(v["data"], v["n_train"], v["noise"], v["seed"])
+    batch = None if v["opt"] == "GD" else min(int(v["batch"]), len(ds.x_train))
+    return training_jobs(depth=v["depth"], width=v["width"], sigma_w=v["sigma_w"],
+                         sigma_b=v["sigma_b"], activation=v["activation"], x_train=ds.x_train,
+                         y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test, lr=v["lr"],
+                         steps=v["steps"], batch_size=batch, n_nets=v["K"], seed=v["seed"])
+
+
+@dataclasses.dataclass
+class Ensemble:
+    """The trained networks as the page draws them (from the chunks that are done)."""
+    n_nets: int
+    times: np.ndarray             # (T,) record times
+    steps: np.ndarray             # (T,)
+    train_loss: np.ndarray        # (K, T) each network's loss
+    test_loss: np.ndarray         # (K, T)
+    mean_train_prediction: np.ndarray   # (T, n) ensemble mean on the training points
+    mean_test_prediction: np.ndarray    # (T, m)
+    snap_index: np.ndarray        # (S,) records with predictions
+    snap_predictions: np.ndarray  # (K, S, m)
+    warning: Optional[str]
+
+    def at(self, t: float) -> tuple[int, np.ndarray]:
+        """(record index, (K, m) predictions) at training time t (the last record at or before)."""
+        k = snapshot_index(self.times, t)
+        j = int(np.searchsorted(self.snap_index, k, side="right") - 1)
+        return int(self.snap_index[max(j, 0)]), self.snap_predictions[:, max(j, 0), :]
+
+
+def ensemble(results: list) -> Optional[Ensemble]:
+    """Combine the finished chunks (None entries skipped); None if none is finished."""
+    done = [r for r in results if r is not None]
+    if not done:
+        return None
+    k = sum(int(r["train_loss"].shape[0]) for r in done)
+    warnings = sorted({str(r["warning"]) for r in done if str(r["warning"])})
+    return Ensemble(
+        n_nets=k, times=done[0]["times"], steps=done[0]["steps"],
+        train_loss=np.concatenate([r["train_loss"] for r in done]),
+        test_loss=np.concatenate([r["test_loss"] for r in done]),
+        mean_train_prediction=sum(r["train_sum"] for r in done) / k,
+        mean_test_prediction=sum(r["test_sum"] for r in done) / k,
+        snap_index=done[0]["snap_index"],
+        snap_predictions=np.concatenate([r["snap_predictions"] for r in done]),
+        warning="; ".join(warnings) or None)
 
 
 def snapshot_index(times: np.ndarray, t: float) -> int:

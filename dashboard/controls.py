@@ -80,6 +80,7 @@ _RUN_KEYS = "_urlctl_run_keys"    # key -> formatter, for controls rendered in t
 _CHECKED = "_urlctl_unknown_checked"
 _PRESET_CHOICE = "_urlctl_preset_choice"
 _NO_PRESET = "(choose a preset)"
+_DEFAULTS = "_urlctl_defaults"    # key -> the default its control was drawn with
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +205,7 @@ def _bind(key: str, default, parse: Callable, fmt: Callable, make_widget: Callab
     """Initialise st.session_state[key] (state, store, URL, default), draw the widget, remember it."""
     run_keys = st.session_state.setdefault(_RUN_KEYS, {})
     run_keys[key] = fmt
+    st.session_state.setdefault(_DEFAULTS, {})[key] = default
     store = _store()
     if key not in st.session_state:
         value = default
@@ -308,6 +310,7 @@ def url_toggle(key, label, default, *, where=None, help=None,
 def apply_preset(preset_id: str) -> None:
     """Set every control named in the preset (shared and page-specific) to the preset's value."""
     values = _presets.PRESETS[preset_id]["values"]
+    _mark_chosen(values)
     store = _store()
     for key, value in values.items():
         store[key] = value
@@ -362,6 +365,7 @@ def _apply_url_preset() -> None:
         return
     explicit = _initial_url()
     store = _store()
+    _mark_chosen(_presets.PRESETS[raw]["values"])
     for key, value in _presets.PRESETS[raw]["values"].items():
         if key not in explicit:
             store[key] = value
@@ -382,6 +386,136 @@ def _same(a, b) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
         return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
     return a == b
+
+
+# --------------------------------------------------------------------------------------------
+# Page topics and "Reset this page"
+# --------------------------------------------------------------------------------------------
+# A page's topic (`PageInfo.topic`) is applied when the page opens, unless the session carries
+# shared settings somebody chose: URL parameters or a preset at the start of the session, or a
+# shared control moved away from the value the app set itself (a default or an earlier topic).
+# Display options (presentation, theme) are never touched.
+_AUTO = "_urlctl_auto"            # shared key -> the value the app itself last set (default/topic)
+_CHOSEN = "_urlctl_chosen"        # shared keys set by the URL or a preset (explicit choices)
+_PAGE = "_urlctl_page"            # the page id of the previous run
+_PAGE_KEYS = "_urlctl_page_keys"  # page id -> keys of every control that page has drawn
+_DISPLAY_KEYS = ("presentation", "theme")
+TOPIC_KEYS = tuple(k for k in SHARED_KEYS if k not in _DISPLAY_KEYS)
+
+
+def topic(page_id: str | None) -> dict:
+    """The shared values the page's topic is about (empty for the home page)."""
+    if page_id is None:
+        return {}
+    from . import page_registry
+    try:
+        return dict(page_registry.by_id(page_id).topic)
+    except KeyError:
+        return {}
+
+
+def describe(values: dict) -> str:
+    """Short text of shared values, e.g. 'ReLU, depth 3, σ_w = 1, σ_b = 0.1'."""
+    names = {"sigma_w": "σ_w", "sigma_b": "σ_b"}
+    parts = []
+    for key, value in values.items():
+        if key == "activation":
+            parts.append({"relu": "ReLU", "erf": "erf", "tanh": "tanh"}.get(value, str(value)))
+        elif key in ("depth", "width", "seed"):
+            parts.append(f"{key} {value}")
+        else:
+            parts.append(f"{names.get(key, key)} = {_fmt_number(value)}")
+    return ", ".join(parts)
+
+
+def _mark_chosen(values: dict) -> None:
+    st.session_state.setdefault(_CHOSEN, set()).update(k for k in values if k in TOPIC_KEYS)
+
+
+def _auto() -> dict:
+    return st.session_state.setdefault(_AUTO, {k: SHARED_DEFAULTS[k] for k in TOPIC_KEYS})
+
+
+def chosen_shared_keys() -> set:
+    """Shared keys whose current value somebody chose (URL, preset, a moved control)."""
+    store, auto = _store(), _auto()
+    chosen = set(st.session_state.get(_CHOSEN, set()))
+    chosen.update(k for k in TOPIC_KEYS if k in store and not _same(store[k], auto[k]))
+    return chosen
+
+
+def _set_values(values: dict) -> None:
+    """Set controls to `values` before their widgets are drawn (like a preset)."""
+    store = _store()
+    for key, value in values.items():
+        store[key] = value
+        st.session_state.pop(key, None)
+
+
+def _apply_topic(page_id: str | None) -> None:
+    values = topic(page_id)
+    _set_values(values)
+    _auto().update({k: v for k, v in values.items() if k in TOPIC_KEYS})
+    st.session_state[_CHOSEN] = set(st.session_state.get(_CHOSEN, set())) - set(values)
+
+
+def _apply_topic_on_open(page_id: str | None) -> None:
+    """When the page changes (or the session starts): the topic, unless settings were chosen."""
+    first = _PAGE not in st.session_state
+    opened = first or st.session_state[_PAGE] != page_id
+    st.session_state[_PAGE] = page_id
+    if first:
+        _mark_chosen({k: None for k in _initial_url()})
+    if opened and topic(page_id) and not chosen_shared_keys():
+        _apply_topic(page_id)
+
+
+def off_topic(page_id: str | None) -> dict:
+    """The topic values the current settings differ from (empty when on topic)."""
+    store = _store()
+    return {k: v for k, v in topic(page_id).items() if not (k in store and _same(store[k], v))}
+
+
+def switch_to_topic(page_id: str | None) -> None:
+    """Set the shared controls to the page's topic (button callback)."""
+    _apply_topic(page_id)
+
+
+def reset_page(page_id: str | None) -> None:
+    """Every control this page has drawn back to its default, then the topic; display options kept
+    (button callback)."""
+    defaults = st.session_state.get(_DEFAULTS, {})
+    keys = st.session_state.get(_PAGE_KEYS, {}).get(page_id, set())
+    values = {k: defaults[k] for k in keys if k in defaults and k not in _DISPLAY_KEYS}
+    values.update({k: SHARED_DEFAULTS[k] for k in TOPIC_KEYS})
+    _set_values(values)
+    st.session_state[_AUTO] = {k: SHARED_DEFAULTS[k] for k in TOPIC_KEYS}
+    st.session_state[_CHOSEN] = set()
+    _apply_topic(page_id)
+
+
+def _remember_page_keys(run_keys: dict) -> None:
+    page_id = st.session_state.get(_PAGE)
+    if page_id is not None:
+        st.session_state.setdefault(_PAGE_KEYS, {}).setdefault(page_id, set()).update(run_keys)
+
+
+def _page_tools(page_id: str | None) -> None:
+    """Sidebar: 'Switch to this page's setting (...)' when off topic, and 'Reset this page'."""
+    if page_id is None:
+        return
+    missing = off_topic(page_id)
+    side = st.sidebar
+    if missing:
+        side.button(f"Switch to this page's setting ({describe(topic(page_id))})",
+                    key="_urlctl_topic_button", on_click=switch_to_topic, args=(page_id,),
+                    width="stretch",
+                    help="Your shared settings were kept from the link or another page; this "
+                         f"page's topic is about {describe(topic(page_id))}.")
+    side.button("Reset this page", key="_urlctl_reset_button", on_click=reset_page,
+                args=(page_id,), icon=":material/restart_alt:", width="stretch",
+                help="Every control of this page back to its default and the shared network to "
+                     "this page's topic; presentation mode and theme are kept.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,6 +549,8 @@ def inactive_help(help_text: str | None, reason: str | None) -> str | None:
 
 def shared_controls(page_id: str | None = None) -> SharedControls:
     """Draw the shared sidebar block (presets, network, display) and return its values."""
+    _apply_topic_on_open(page_id)
+    _page_tools(page_id)
     _preset_selector(page_id)
     side = st.sidebar
     unused = UNUSED_SHARED.get(page_id or "", {})
@@ -539,6 +675,7 @@ def show_notices(where=None) -> None:
 def finish_run(notice_box=None) -> None:
     """Report unknown URL parameters (first run only), draw notices, write controls to the URL."""
     run_keys: dict = st.session_state.get(_RUN_KEYS, {})
+    _remember_page_keys(run_keys)
     if not st.session_state.get(_CHECKED):
         st.session_state[_CHECKED] = True
         for key, raw in _initial_url().items():

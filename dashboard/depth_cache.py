@@ -1,20 +1,33 @@
-"""Cached ntk_core calls of the "Depth" page (st.cache_data keyed by every parameter).
+"""ntk_core calls of the "Depth" page: the cheap correlation map through st.cache_data, the
+kernels and correlation curves over all depths (seconds at L_max = 10,000) as jobs of
+dashboard.jobs (stored, shared, shipped for presets).
 
-Moving the depth slider changes none of these arguments, so a rerun only reads the cache
-(unpickling a few MB) and redraws.
+Moving the depth slider changes none of these arguments, so a rerun only reads stored results and
+redraws.
 """
 from __future__ import annotations
+
+import functools
+from typing import Mapping
 
 import numpy as np
 import streamlit as st
 
 import ntk_core as nc
 
+from .jobs import Job
+from .store import pack, unpack
+
+VERSION = "1"   # bump when ntk_core's depth recursion changes
+# The page's own controls and their defaults (the shared ones are controls.SHARED_DEFAULTS).
+PAGE_DEFAULTS: dict = {"d_data": "sphere", "d_n": 40, "d_dim": 3, "L_max": 10_000, "rho0": 0.5}
+SECONDS_PER_LAYER_POINT2 = 1e-6   # rough: the kernel recursion per layer and pair of points
+
 RHO0_CURVES = (-0.9, -0.5, 0.0, 0.5, 0.9, 0.99)
 N_TEST = 1
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@functools.lru_cache(maxsize=32)
 def points(data: str, n: int, dim: int, seed: int) -> np.ndarray:
     """n training points plus N_TEST test points on the unit sphere."""
     if data == "digits":
@@ -28,16 +41,52 @@ def correlation_map(activation: str, sigma_w: float, sigma_b: float, input_dim: 
     return nc.correlation_map(activation, sigma_w, sigma_b, input_dim=input_dim, rho0=rho0)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def curves(activation: str, sigma_w: float, sigma_b: float, max_depth: int,
-           input_dim: int) -> nc.DepthCurves:
-    return nc.correlation_vs_depth(activation, sigma_w, sigma_b, RHO0_CURVES, max_depth,
-                                   input_dim=input_dim)
+def _curves(progress, *, activation, sigma_w, sigma_b, max_depth, input_dim) -> dict:
+    return pack(nc.correlation_vs_depth(activation, sigma_w, sigma_b, RHO0_CURVES, max_depth,
+                                        input_dim=input_dim))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def kernels(data: str, n: int, dim: int, seed: int, activation: str, sigma_w: float,
-            sigma_b: float, max_depth: int) -> nc.DepthKernels:
+def _kernels(progress, *, data, n, dim, seed, activation, sigma_w, sigma_b, max_depth) -> dict:
     x = points(data, n, dim, seed)
-    return nc.normalized_kernels_vs_depth(x, activation, sigma_w, sigma_b, max_depth,
-                                          n_test=N_TEST)
+    return pack(nc.normalized_kernels_vs_depth(x, activation, sigma_w, sigma_b, max_depth,
+                                               n_test=N_TEST))
+
+
+def curves_job(activation: str, sigma_w: float, sigma_b: float, max_depth: int,
+               input_dim: int) -> Job:
+    params = dict(activation=str(activation), sigma_w=float(sigma_w), sigma_b=float(sigma_b),
+                  max_depth=int(max_depth), input_dim=int(input_dim))
+    return Job("depth.curves", params, functools.partial(_curves, **params),
+               seconds=3e-4 * int(max_depth), version=VERSION)
+
+
+def kernels_job(data: str, n: int, dim: int, seed: int, activation: str, sigma_w: float,
+                sigma_b: float, max_depth: int) -> Job:
+    params = dict(data=str(data), n=int(n), dim=int(dim), seed=int(seed),
+                  activation=str(activation), sigma_w=float(sigma_w), sigma_b=float(sigma_b),
+                  max_depth=int(max_depth))
+    return Job("depth.kernels", params, functools.partial(_kernels, **params),
+               seconds=SECONDS_PER_LAYER_POINT2 * int(max_depth) * (int(n) + N_TEST) ** 2,
+               version=VERSION)
+
+
+def depth_jobs(v: Mapping) -> list:
+    dim = 64 if v["d_data"] == "digits" else int(v["d_dim"])
+    return [curves_job(v["activation"], v["sigma_w"], v["sigma_b"], v["L_max"], dim),
+            kernels_job(v["d_data"], v["d_n"], dim, v["seed"], v["activation"], v["sigma_w"],
+                        v["sigma_b"], v["L_max"])]
+
+
+def jobs_for(values: Mapping) -> list:
+    """Every long job of the depth page for control values `values` (page registry)."""
+    from .controls import SHARED_DEFAULTS
+
+    return depth_jobs({**SHARED_DEFAULTS, **PAGE_DEFAULTS, **dict(values)})
+
+
+def curves_result(arrays) -> nc.DepthCurves:
+    return unpack(nc.DepthCurves, arrays)
+
+
+def kernels_result(arrays) -> nc.DepthKernels:
+    return unpack(nc.DepthKernels, arrays)

@@ -118,6 +118,22 @@ def rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def set_template(fig: go.Figure, name: str) -> None:
+    """fig.layout.template = the registered template `name`, without validating it again.
+
+    Plotly validates (deep-copies) a template on every assignment: ~0.1-0.2 s per figure, most of
+    a warm rerun of a page with several charts. Registered templates are valid already; plotly
+    assigns its default template the same way (BaseFigure._initialize_layout_template)."""
+    import plotly.io as pio
+
+    layout = fig.layout
+    layout._validate = False
+    try:
+        layout.template = pio.templates[name]
+    finally:
+        layout._validate = True
+
+
 # --------------------------------------------------------------------------------------------
 # Text: numbers and math for reading
 # --------------------------------------------------------------------------------------------
@@ -183,8 +199,8 @@ def apply_style(fig: go.Figure, style: Style | None = None) -> go.Figure:
     subplots and heatmaps that do not come from `new_figure`)."""
     style = style or current_style()
     c = style.colors
+    set_template(fig, style.template)
     fig.update_layout(
-        template=style.template,
         paper_bgcolor=c["paper"], plot_bgcolor=c["plot"],
         font=dict(size=style.font_size, color=c["text"]),
         height=style.height,
@@ -249,9 +265,15 @@ def _log_axis_ticks(fig: go.Figure) -> None:
             if not values:
                 continue
             allv = np.concatenate(values)
-            decades = math.log10(allv.max()) - math.log10(allv.min())
-            if decades >= 2:
-                ax.dtick = max(1, math.ceil(decades / 6))
+            lo, hi = math.log10(allv.min()), math.log10(allv.max())
+            if hi - lo >= 2:
+                ax.dtick = max(1, math.ceil((hi - lo) / 6))
+            else:  # 1, 2, 5 x 10^k at full size (plotly's own minor labels are small digits)
+                vals = [m * 10.0 ** k for k in range(math.floor(lo), math.ceil(hi) + 1)
+                        for m in (1, 2, 5) if lo - 1e-9 <= math.log10(m) + k <= hi + 1e-9]
+                if len(vals) >= 2:
+                    ax.tickvals = vals
+                    ax.ticktext = [fmt_number(v) for v in vals]
 def add_line(fig: go.Figure, x, y, name: str, *, color: str, dash: str | None = None,
              style: Style | None = None, width_scale: float = 1.0, opacity: float = 1.0,
              showlegend: bool = True, legendgroup: str | None = None,

@@ -43,15 +43,41 @@ PAGES: tuple[PageInfo, ...] = (
              ":material/compare_arrows:", "finite_vs_infinite",
              "a finite network (or an ensemble of up to 100) trained by GD/SGD next to the NTK-GP "
              "prediction and its +/- 2 sd band at any training time, with train and test loss "
-             "curves; y = x^3, sin x, or your own CSV."),
+             "curves; y = x^3, sin x, or your own CSV.",
+             # seed 003, Figs 1-3
+             topic={"activation": "erf", "depth": 2, "sigma_w": 1.5, "sigma_b": 0.05},
+             jobs="dashboard.caching:jobs_for"),
     PageInfo("kernel_convergence", "pages/2_kernel_convergence.py", "Kernel convergence with width",
              ":material/trending_down:", "kernel_convergence",
              "the empirical NTK of finite networks at initialisation and after training approaching "
-             "the infinite-width kernel as the width grows."),
+             "the infinite-width kernel as the width grows.",
+             # Jacot et al. 2018, Figs 1-2 (beta = 0.1)
+             topic={"activation": "relu", "depth": 3, "sigma_w": 1.0, "sigma_b": 0.1},
+             jobs="dashboard.convergence_cache:jobs_for"),
     PageInfo("depth", "pages/3_depth.py", "Depth", ":material/layers:", "depth",
              "what happens to the NNGP and NTK correlations, and to the kernel predictor, as "
-             "networks get deeper."),
+             "networks get deeper.",
+             # seed 002: ReLU without bias (sigma_w drops out of the normalized kernels)
+             topic={"activation": "relu", "sigma_b": 0.0},
+             jobs="dashboard.depth_cache:jobs_for"),
+    PageInfo("deep_narrow", "pages/4_deep_narrow.py", "Deep narrow networks", ":material/stacks:",
+             "deep_narrow",
+             "networks only d_in + d_out + 1 wide and 1,000 layers deep: the special initialisation of "
+             "Lee et al. 2022, its NTK against the derived L -> infinity limit, and digits training "
+             "against Kaiming.",
+             topic={"activation": "relu", "seed": 0},
+             jobs="dashboard.deep_narrow_jobs:jobs_for"),
 )
+
+
+def jobs_for(page: PageInfo, values: Mapping[str, Any]) -> list:
+    """The page's long jobs for control `values` (its registered `jobs_for`; [] without one)."""
+    if not page.jobs:
+        return []
+    import importlib
+
+    module, _, name = page.jobs.partition(":")
+    return list(getattr(importlib.import_module(module), name)(values))
 
 
 def by_id(page_id: str) -> PageInfo:

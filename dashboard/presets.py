@@ -105,6 +105,40 @@ PRESETS: dict[str, dict] = {
                    "cv_smin": 64, "cv_smax": 4096, "cv_sseeds": 3, "cv_strain": False,
                    "cv_steps": 0, "cv_w1": 64, "cv_w2": 4096, "cv_w3": 0, "cv_f2": False},
     },
+
+    # ---- Deep narrow networks (seed 000: Lee, Choi, Ryu, No, ICML 2022) ----
+    "lee2022_ntk": {
+        "page": "deep_narrow",
+        "label": "Lee et al. 2022: NTK of deep narrow MLPs at L = 10, 100, 1,000",
+        "source": "Seed 000, NTK experiment: 200 points on the quarter circle, f*(x) = x1 x2, MSE, 2,000 "
+                  "full-batch GD steps, 10 trials, float64, Theta(x0, x) / (L C_L^2) with x0 at pi/4. "
+                  "C_L = 50 and the step 0.1 / (L C_L^2) are this page's choices (not stated in the seed).",
+        "values": {"dn_L1": 10, "dn_L2": 100, "dn_L3": 1000, "dn_CL": 50.0, "dn_rho": 1.0,
+                   "dn_beta": 1.0, "dn_trials": 10, "dn_steps": 2000, "dn_slr": 0.1, "dn_train": False,
+                   "seed": 0},
+    },
+    "lee2022_mlp": {
+        "page": "deep_narrow",
+        "label": "Lee et al. 2022: depth-1,000 MLP on digits, special vs Kaiming",
+        "source": "Seed 000, Experiments (left): depth-1,000 MLP, plain SGD, batch 512, MSE on one-hot "
+                  "targets, the special init at lr 1e-5 against Kaiming at 1e-5 .. 1; MNIST replaced by "
+                  "scikit-learn's digits, 100 steps; C_L = 5 as in the authors' code for L = 100.",
+        "values": {"dn_train": True, "dn_arch": "mlp", "dn_data": "digits", "dn_L": 1000, "dn_tCL": 5.0,
+                   "dn_tsteps": 100, "dn_batch": 512, "dn_lr": 1e-5, "dn_sweep": True, "dn_tseeds": 1,
+                   "dn_rho": 1.0, "dn_beta": 1.0, "dn_L1": 0, "dn_L2": 0, "dn_L3": 100, "dn_trials": 2,
+                   "dn_steps": 0, "dn_CL": 50.0, "seed": 0},
+    },
+    "lee2022_cnn": {
+        "page": "deep_narrow",
+        "label": "Lee et al. 2022: deep narrow CNN on digits (depth 100)",
+        "source": "Seed 000, Experiments (right): CNN with channels (copy, random, 10 accumulators), 3x3 "
+                  "convolutions, global average pooling, plain SGD, MSE. Depth 100 (the paper: 1,000) and "
+                  "500 training images, batch 64, 100 steps, to fit this machine's budget for shipped results.",
+        "values": {"dn_train": True, "dn_arch": "cnn", "dn_data": "digits_500", "dn_L": 100, "dn_tCL": 5.0,
+                   "dn_tsteps": 100, "dn_batch": 64, "dn_lr": 1e-4, "dn_sweep": True, "dn_tseeds": 1,
+                   "dn_rho": 1.0, "dn_beta": 1.0, "dn_L1": 0, "dn_L2": 0, "dn_L3": 100, "dn_trials": 2,
+                   "dn_steps": 0, "dn_CL": 50.0, "seed": 0},
+    },
 }
 
 

@@ -198,3 +198,25 @@ __all__ = [
     # Utilities
     "LRUCache",
 ]
+
+# ---- Deep narrow networks (Lee, Choi, Ryu, No, ICML 2022; seed 000). nc.init_params, nc.apply,
+# nc.empirical_ntk and nc.train dispatch on these specs.
+from ._deep_narrow import (NTK_ANCHOR as DEEP_NARROW_X0, DeepNarrowCNN, DeepNarrowKernelTrial, DeepNarrowMLP, DeepNarrowRun, critical_lr,
+                           deep_narrow_kernel_trial, deep_narrow_limit_ntk, digits_onehot, limit_distances,
+                           quarter_circle_points, relative_distance, relu_gaussian_kernel)
+
+__all__ += [
+    "DEEP_NARROW_X0",
+    "DeepNarrowCNN",
+    "DeepNarrowKernelTrial",
+    "DeepNarrowMLP",
+    "DeepNarrowRun",
+    "critical_lr",
+    "deep_narrow_kernel_trial",
+    "deep_narrow_limit_ntk",
+    "digits_onehot",
+    "limit_distances",
+    "quarter_circle_points",
+    "relative_distance",
+    "relu_gaussian_kernel",
+]

@@ -34,6 +34,7 @@ import numpy as np
 
 from ._activations import activation_fn
 from ._spec import CNN, MLP
+from . import _deep_narrow
 from ._validation import MAX_KERNEL_POINTS, check_count
 
 # Size limits (ValueError naming the field when exceeded).
@@ -122,6 +123,8 @@ def init_params(spec, seed, input_dim, dtype=jnp.float32):
 
     input_dim: d for an MLP; (H, W, C) for a CNN (an int C is enough for "gap" readout).
     seed: an integer or a jax PRNG key. Returns a list of {"w": ..., "b": ...}, readout last."""
+    if _deep_narrow.is_deep_narrow(spec):  # seed 000's networks: their own parameter layout
+        return _deep_narrow.init_params(spec, seed, input_dim, dtype)
     check_spec(spec)
     shape = input_shape(spec, input_dim)
     n = count_params(spec, shape)
@@ -192,6 +195,8 @@ def _check_params(spec, params, x):
 
 def apply(spec, params, x):
     """Network outputs f(x), shape (n, 1), in the dtype of the parameters."""
+    if _deep_narrow.is_deep_narrow(spec):
+        return _deep_narrow.apply(spec, params, x)
     check_spec(spec)
     x = as_inputs(spec, x)
     _check_params(spec, params, x)
@@ -291,6 +296,8 @@ def empirical_ntk(spec, params, x1, x2=None, method="auto"):
     method: "layers" (MLP only: per-layer activations and back-propagated deltas, see module docstring),
     "jacobian" (generic Jacobian contraction, any architecture) or "auto" (layers for an MLP).
     Returns a numpy array (n1, n2) in the parameters' dtype."""
+    if _deep_narrow.is_deep_narrow(spec):
+        return _deep_narrow.empirical_ntk(spec, params, x1, x2)
     check_spec(spec)
     if method not in ("auto", "layers", "jacobian"):
         raise ValueError(f"method must be 'auto', 'layers' or 'jacobian', got {method!r}")

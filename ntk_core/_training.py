@@ -51,6 +51,7 @@ from ._finite import (
 )
 from ._gd import GDState, step_function
 from ._spec import MLP
+from . import _deep_narrow
 from ._validation import (
     MAX_SEEDS,
     MAX_STEPS,
@@ -416,6 +417,9 @@ def train(
     in the module docstring (t = lr * steps). Records every `record_every` steps (default: steps / 100)
     plus step 0 and the last step. `progress(fraction)` is called between compiled chunks of training
     (fraction in [0, 1]). Returns a `TrainRun`."""
+    if _deep_narrow.is_deep_narrow(spec):  # seed 000: plain SGD in standard parameterization
+        return _deep_narrow.train_deep_narrow(spec, x, y, x_test, y_test, lr, steps, batch_size, seeds,
+                                              record_every, progress, dtype, keep_params)
     problem = _validate(spec, x, y, x_test, y_test, lr, steps, batch_size, seeds, record_every, dtype)
     layout = ensemble_layout(problem.seeds, _block_size(problem.spec, problem.input_shape, problem.dtype),
                              os.cpu_count() or 1)

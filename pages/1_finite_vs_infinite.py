@@ -1,20 +1,17 @@
 """Finite vs infinite width: finite networks trained by GD/SGD next to the NTK-GP prediction."""
 import math
 
-import numpy as np
 import streamlit as st
 
 import ntk_core as nc
-from dashboard import caching, controls, notices
+from dashboard import caching, controls, jobs, notices
 from dashboard.figures import COLORS, chart, current_style, fmt_number, intro
 from dashboard.finite_figures import format_time, loss_figure, prediction_figure
 
 MAX_NETS = 100
 MAX_STEPS = 20_000
 MAX_N_TRAIN = 100
-N_TEST = 100
-T_OPTIONS = [0, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000,
-             20000, 50000, 100000, math.inf]
+D = caching.PAGE_DEFAULTS
 DATA_LABELS = {"cubic": "y = x³ on [0, 1] (seed 003)", "sin": "y = sin x on [−π, π] (cookbook)",
                "upload": "your CSV (columns x, y)"}
 KERNEL_LABELS = {"ntk": "NTK-GP (gradient descent to time t)",
@@ -37,7 +34,7 @@ intro(
 # ---- page controls (sidebar, below the shared ones) ------------------------------------------
 side = st.sidebar
 side.markdown("**Data**")
-data_name = controls.url_selectbox("data", "Data set", list(DATA_LABELS), "cubic",
+data_name = controls.url_selectbox("data", "Data set", list(DATA_LABELS), D["data"],
                                    format_func=DATA_LABELS.get,
                                    help="The training data: a function sampled at random points, "
                                         "or your own CSV.")
@@ -47,40 +44,40 @@ if data_name == "upload":
         f"CSV with a header x,y (at most {nc.MAX_CSV_ROWS:,} rows, "
         f"{nc.MAX_CSV_BYTES // 1000:,} kB)", type=["csv"], key="upload_file",
         help="The file is not part of the shareable link.")
-n_train, noise = 5, 0.01
+n_train, noise = D["n_train"], D["noise"]
 if uploaded is None:  # an uploaded file brings its own points and noise
-    n_train = controls.url_slider("n_train", "Training points", 1, MAX_N_TRAIN, 5,
+    n_train = controls.url_slider("n_train", "Training points", 1, MAX_N_TRAIN, D["n_train"],
                                   help=f"Drawn uniformly from the domain, 1..{MAX_N_TRAIN}.")
-    noise = controls.url_slider("noise", "Noise sd", 0.0, 0.5, 0.01, step=0.005, format="%.3f",
+    noise = controls.url_slider("noise", "Noise sd", 0.0, 0.5, D["noise"], step=0.005, format="%.3f",
                                 help="y = f(x) + noise · ε with ε ~ N(0, 1) drawn once from the "
                                      "seed.")
 else:
     controls.declare("n_train", "noise")
 side.markdown("**Finite networks** (width from the network controls above)")
-optimizer = controls.url_radio("opt", "Optimizer", ["GD", "SGD"], "GD", horizontal=True,
+optimizer = controls.url_radio("opt", "Optimizer", ["GD", "SGD"], D["opt"], horizontal=True,
                                help="GD: full batch. SGD: random minibatches without replacement.")
 batch = None
 if optimizer == "SGD":
-    batch = controls.url_number("batch", "SGD batch size", 1, nc.MAX_CSV_ROWS, 2, step=1,
+    batch = controls.url_number("batch", "SGD batch size", 1, nc.MAX_CSV_ROWS, D["batch"], step=1,
                                 help="Training points per SGD step (capped at the number of "
                                      "training points).")
 else:
     controls.declare("batch")
-lr = controls.url_number("lr", "Learning rate", 0.0001, 10.0, 0.1, step=0.01, format="%.4f",
+lr = controls.url_number("lr", "Learning rate", 0.0001, 10.0, D["lr"], step=0.01, format="%.4f",
                          help="η of each GD/SGD step; training time t = η × steps.")
-steps = controls.url_number("steps", f"Steps (1..{MAX_STEPS:,})", 1, MAX_STEPS, 10000, step=500,
+steps = controls.url_number("steps", f"Steps (1..{MAX_STEPS:,})", 1, MAX_STEPS, D["steps"], step=500,
                             help="Number of GD/SGD steps of every finite network.")
-n_nets = controls.url_slider("K", f"Networks K (ensemble, 1..{MAX_NETS})", 1, MAX_NETS, 1,
+n_nets = controls.url_slider("K", f"Networks K (ensemble, 1..{MAX_NETS})", 1, MAX_NETS, D["K"],
                              help="Independently initialised networks (seeds seed, seed+1, ...); "
                                   "K > 1 adds their mean and ±2 sd band.")
 side.markdown("**Display**")
-kernel = controls.url_radio("posterior", "Infinite-width prediction", list(KERNEL_LABELS), "ntk",
+kernel = controls.url_radio("posterior", "Infinite-width prediction", list(KERNEL_LABELS), D["posterior"],
                             format_func=KERNEL_LABELS.get,
                             help="NTK-GP: the distribution of infinitely wide networks trained by "
                                  "GD for time t. NNGP: the Bayesian posterior (no training time).")
-show_nets = controls.url_toggle("show_nets", "Draw individual networks (up to 20)", True,
+show_nets = controls.url_toggle("show_nets", "Draw individual networks (up to 20)", D["show_nets"],
                                 help="Off: only the ensemble mean and band of the K networks.")
-show_bands = controls.url_toggle("bands", "±2 sd bands", True,
+show_bands = controls.url_toggle("bands", "±2 sd bands", D["bands"],
                                  help="The ±2 standard-deviation bands of the infinite-width "
                                       "prediction and of the ensemble.")
 
@@ -93,14 +90,12 @@ if data_name == "upload":
     else:
         try:
             xs, ys = nc.load_xy_csv(uploaded.getvalue())
-            dataset = nc.dataset_from_points(xs, ys, n_test=N_TEST)
+            dataset = nc.dataset_from_points(xs, ys, n_test=caching.N_TEST)
             st.success(f"Using {len(xs):,} points from {uploaded.name}.")
         except ValueError as err:
             st.error(f"Could not use {uploaded.name}: {err}. The page shows y = x³ instead.")
 if dataset is None:
-    name = data_name if data_name in nc.DATASETS else "cubic"
-    dataset = nc.make_dataset(name, n_train=n_train, noise=noise, seed=shared.seed,
-                              n_test=N_TEST)
+    dataset = caching.page_dataset(data_name, n_train, noise, shared.seed)
 x_tr, y_tr = dataset.x_train, dataset.y_train
 x_te = dataset.x_test
 y_te = dataset.y_test
@@ -108,7 +103,7 @@ truth_label = {"cubic": "true f(x) = x³", "sin": "true f(x) = sin x"}.get(datas
 
 # ---- time ------------------------------------------------------------------------------------
 t = controls.url_select_slider(
-    "t", "Training time t = learning rate × steps (∞: converged)", T_OPTIONS, math.inf,
+    "t", "Training time t = learning rate × steps (∞: converged)", caching.T_OPTIONS, D["t"],
     format_func=format_time, where=st, disabled=kernel == "nngp",
     help=controls.inactive_help("The NTK-GP prediction and the networks at this time.",
                                 "the NNGP posterior has no training time; choose NTK-GP in the "
@@ -134,48 +129,18 @@ except ValueError as err:
 except Exception as err:  # noqa: BLE001 - a message in the page, never a traceback
     st.error(f"The infinite-width prediction failed ({type(err).__name__}: {err}).")
 
-# ---- finite networks (cached; trained only when their parameters change) --------------------
-run = None
+# ---- finite networks (dashboard.jobs: stored, shared, trained only when their parameters change)
 batch_size = None if batch is None else min(int(batch), len(x_tr))
-bar = {}
-
-
-def progress(fraction):
-    if "bar" not in bar:
-        bar["bar"] = st.progress(0.0)
-    bar["bar"].progress(min(max(fraction, 0.0), 1.0),
-                        text=f"Training {n_nets} network{'s' if n_nets > 1 else ''} of width "
-                             f"{shared.width} for {steps:,} steps: {fraction:.0%}")
-
-
-train_args = dict(
+train_jobs = caching.training_jobs(
     depth=shared.depth, width=shared.width, sigma_w=shared.sigma_w, sigma_b=shared.sigma_b,
-    activation=shared.activation, x_train=x_tr, y_train=y_tr, x_test=x_te,
-    y_test=y_te if y_te is not None else np.zeros((len(x_te), 1)), lr=float(lr),
-    steps=int(steps), batch_size=batch_size, n_nets=int(n_nets), seed=shared.seed)
-estimate = caching.estimated_training_seconds(shared.depth, shared.width, int(n_nets), int(steps),
-                                              len(x_tr) if batch_size is None else batch_size)
-try:
-    run, was_cached = caching.train_networks(**train_args, only_cached=True)
-    if run is None:
-        # small jobs train right away; long ones wait for a click (the theory is shown meanwhile)
-        if estimate <= caching.AUTO_TRAIN_SECONDS or st.button(
-                f"Train {n_nets} network{'s' if n_nets > 1 else ''} of width {shared.width} for "
-                f"{steps:,} steps (about {estimate:.0f} s)", key="train_button", type="primary"):
-            run, was_cached = caching.train_networks(**train_args, progress=progress)
-        else:
-            st.info("The finite networks are not trained yet: this setting takes about "
-                    f"{estimate:.0f} s, so it waits for the button above. Moving the display "
-                    "controls never retrains.")
-    if run is not None and run.warning:
-        st.warning(f"Finite networks: {run.warning}")
-except ValueError as err:
-    st.error(f"The finite networks could not be trained: {err}")
-except Exception as err:  # noqa: BLE001 - a message in the page, never a traceback
-    st.error(f"Training the finite networks failed ({type(err).__name__}: {err}).")
-finally:
-    if "bar" in bar:
-        bar["bar"].empty()
+    activation=shared.activation, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
+    lr=float(lr), steps=int(steps), batch_size=batch_size, n_nets=int(n_nets), seed=shared.seed)
+done = jobs.run(train_jobs, key="train",
+                label=f"{n_nets} network{'s' if n_nets > 1 else ''} of width {shared.width}, "
+                      f"{steps:,} steps")
+run = caching.ensemble(done.results) if done.complete else None
+if run is not None and run.warning:
+    st.warning(f"Finite networks: {run.warning}")
 
 # ---- prediction plot ------------------------------------------------------------------------
 theory_label = "NTK-GP" if kernel == "ntk" else "NNGP"
@@ -185,8 +150,7 @@ if theory_now is not None:
     k_idx = None
     net_preds = ens_mean = ens_sd = None
     if run is not None:
-        k_idx = caching.snapshot_index(run.times, t)
-        net_preds = run.predictions[:, k_idx, :]
+        k_idx, net_preds = run.at(t)
         if n_nets > 1:
             ens_mean, ens_sd = nc.ensemble_mean_sd(net_preds)
     net_time = None if run is None else float(run.times[k_idx])
@@ -242,9 +206,8 @@ if theory_curve is not None:
             net_train, net_test = run.train_loss[0], run.test_loss[0]
         else:
             # the loss of the ensemble mean (seed 003, Fig 3)
-            net_train = nc.half_mse(nc.ensemble_mean_sd(run.train_predictions)[0], y_tr)
-            net_test = nc.half_mse(nc.ensemble_mean_sd(run.predictions)[0], y_te) \
-                if y_te is not None else None
+            net_train = nc.half_mse(run.mean_train_prediction, y_tr)
+            net_test = nc.half_mse(run.mean_test_prediction, y_te) if y_te is not None else None
             net_label = f"mean of {n_nets} width-{shared.width} networks"
         if y_te is None:
             net_test = None
@@ -279,10 +242,13 @@ with st.expander("How this page computes and caches"):
   Θ on the training points for all times.
 - **Networks**: `K` networks with seeds seed, seed+1, ... are trained together (vmapped) in float32
   with the loss 1/(2n) Σ (f − y)²; their outputs are recorded every steps/200 steps.
-- **Responsiveness**: trained networks are cached by (network, data, learning rate, steps,
-  optimizer, K, seed). Moving *t*, switching NTK-GP/NNGP, the bands or the drawn networks reuses
-  them. The noise level changes the training targets (the standard normal draws are fixed by the
-  seed and only scaled), so it retrains, once per value; going back to a value is instant.
+- **Responsiveness**: trained networks are kept in the app's result store (shared by every
+  visitor, kept across restarts; presets ship with the app) by (network, data, learning rate,
+  steps, optimizer, seeds), {caching.CHUNK} networks per job. Moving *t*, switching NTK-GP/NNGP,
+  the bands or the drawn networks reuses them. The noise level changes the training targets (the
+  standard normal draws are fixed by the seed and only scaled), so it retrains, once per value;
+  going back to a value is instant. Work estimated above {jobs.ASK_ABOVE_SECONDS:.0f} s waits for
+  a button.
 - **Limits**: width ≤ {controls.MAX_WIDTH:,}, K ≤ {MAX_NETS}, steps ≤ {MAX_STEPS:,}, at most
   {nc.MAX_CSV_ROWS:,} uploaded points.
 """

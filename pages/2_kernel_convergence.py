@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 import ntk_core as nc
-from dashboard import controls, notices
+from dashboard import controls, jobs, notices
 from dashboard import convergence_cache as cc
 from dashboard import convergence_figures as cfig
 from dashboard import convergence_summary as summary
@@ -32,6 +32,7 @@ NTK_LATEX = [
     r"\Sigma^{(l)}_{xx'} & \Sigma^{(l)}_{x'x'}\end{pmatrix}\right)",
 ]
 
+D = cc.PAGE_DEFAULTS
 shared = controls.shared()
 style = current_style()
 net = (int(shared.depth), float(shared.sigma_w), float(shared.sigma_b), shared.activation)
@@ -48,95 +49,57 @@ intro(
 # ---- page controls ---------------------------------------------------------------------------
 side = st.sidebar
 side.markdown("**Kernel vs angle (Jacot Fig 1)**")
-w1 = controls.url_select_slider("cv_w1", "Width A", WIDTHS, 500, format_func=lambda v: f"{v:,}",
+w1 = controls.url_select_slider("cv_w1", "Width A", WIDTHS, D["cv_w1"], format_func=lambda v: f"{v:,}",
     help="Hidden width of the first group of finite networks.")
-w2 = controls.url_select_slider("cv_w2", "Width B", WIDTHS, 10_000, format_func=lambda v: f"{v:,}",
+w2 = controls.url_select_slider("cv_w2", "Width B", WIDTHS, D["cv_w2"], format_func=lambda v: f"{v:,}",
     help="Hidden width of the second group.")
-w3 = controls.url_selectbox("cv_w3", "Width C (optional)", [0] + WIDTHS, 0,
+w3 = controls.url_selectbox("cv_w3", "Width C (optional)", [0] + WIDTHS, D["cv_w3"],
                             format_func=lambda v: "none" if v == 0 else f"{v:,}",
     help="An optional third width.")
-n_seeds = controls.url_slider("cv_seeds", "Initialisations per width", 1, 20, 10,
+n_seeds = controls.url_slider("cv_seeds", "Initialisations per width", 1, 20, D["cv_seeds"],
     help="Independent initialisations drawn per width (band: min … max over them).")
-n_angles = controls.url_selectbox("cv_angles", "Angles on the circle", [33, 65, 129, 257], 65,
+n_angles = controls.url_selectbox("cv_angles", "Angles on the circle", [33, 65, 129, 257], D["cv_angles"],
     help="Points x = (cos γ, sin γ) at which Θ(x₀, x) is evaluated.")
-steps = controls.url_number("cv_steps", "GD steps (0 = initialisation only)", 0, 5000, 200, step=50,
+steps = controls.url_number("cv_steps", "GD steps (0 = initialisation only)", 0, 5000, D["cv_steps"], step=50,
     help="Full-batch gradient descent steps before the kernel is measured again.")
-lr = controls.url_number("cv_lr", "Learning rate", 0.001, 10.0, 1.0, step=0.1,
+lr = controls.url_number("cv_lr", "Learning rate", 0.001, 10.0, D["cv_lr"], step=0.1,
     help="GD learning rate η (t = η × steps).")
-n_train = controls.url_slider("cv_ntrain", "Training points (x ~ N(0, I₂), y = x₁x₂)", 1, 100, 10,
+n_train = controls.url_slider("cv_ntrain", "Training points (x ~ N(0, I₂), y = x₁x₂)", 1, 100, D["cv_ntrain"],
     help="Training set of the GD steps (Jacot Fig 1: f*(x) = x₁x₂).")
-lines = controls.url_toggle("cv_lines", "Individual initialisations as thin lines", False,
+lines = controls.url_toggle("cv_lines", "Individual initialisations as thin lines", D["cv_lines"],
                             help="Off: the band min … max over initialisations and their mean.")
 side.markdown("**Convergence rate (Arora et al.)**")
-s_min = controls.url_select_slider("cv_smin", "Smallest width", SWEEP_WIDTHS[:-1], 32,
+s_min = controls.url_select_slider("cv_smin", "Smallest width", SWEEP_WIDTHS[:-1], D["cv_smin"],
     help="Smallest width of the sweep (powers of two).")
-s_max = controls.url_select_slider("cv_smax", "Largest width", SWEEP_WIDTHS[1:], 8192,
+s_max = controls.url_select_slider("cv_smax", "Largest width", SWEEP_WIDTHS[1:], D["cv_smax"],
                                    format_func=lambda v: f"{v:,}",
                                    help="Largest width of the sweep (powers of two).")
-s_seeds = controls.url_slider("cv_sseeds", "Seeds per width", 1, 10, 3,
+s_seeds = controls.url_slider("cv_sseeds", "Seeds per width", 1, 10, D["cv_sseeds"],
     help="Initialisations per width in the sweep (error bars: min … max).")
-s_points = controls.url_selectbox("cv_spoints", "Points on the circle", [4, 8, 16, 32, 64], 16,
+s_points = controls.url_selectbox("cv_spoints", "Points on the circle", [4, 8, 16, 32, 64], D["cv_spoints"],
     help="Size of the Gram matrix compared with the infinite NTK.")
-s_train = controls.url_toggle("cv_strain", "Also after training (steps, lr, points as above)", True,
+s_train = controls.url_toggle("cv_strain", "Also after training (steps, lr, points as above)", D["cv_strain"],
     help="Also measure the distance after the GD steps set above.")
 side.markdown("**Function percentiles (Jacot Fig 2)**")
-show_f2 = controls.url_toggle("cv_f2", "Show Jacot Fig 2", False,
+show_f2 = controls.url_toggle("cv_f2", "Show Jacot Fig 2", D["cv_f2"],
     help="Trains networks of two widths and compares their output percentiles with the NTK-GP.")
-f2_w1 = controls.url_select_slider("cv_f2w1", "Fig 2 width A", WIDTHS[:-3], 50,
+f2_w1 = controls.url_select_slider("cv_f2w1", "Fig 2 width A", WIDTHS[:-3], D["cv_f2w1"],
                                    format_func=lambda v: f"{v:,}", disabled=not show_f2,
                                    help=controls.inactive_help("Width of the first Fig 2 group.",
                                                                None if show_f2 else "Fig 2 is off"))
-f2_w2 = controls.url_select_slider("cv_f2w2", "Fig 2 width B", WIDTHS[:-3], 1000,
+f2_w2 = controls.url_select_slider("cv_f2w2", "Fig 2 width B", WIDTHS[:-3], D["cv_f2w2"],
                                    format_func=lambda v: f"{v:,}", disabled=not show_f2,
                                    help=controls.inactive_help("Width of the second Fig 2 group.",
                                                                None if show_f2 else "Fig 2 is off"))
-f2_steps = controls.url_number("cv_f2steps", "Fig 2 GD steps", 1, 5000, 1000, step=100,
+f2_steps = controls.url_number("cv_f2steps", "Fig 2 GD steps", 1, 5000, D["cv_f2steps"], step=100,
     help="GD steps of the Fig 2 networks.")
-f2_n = controls.url_slider("cv_f2n", "Fig 2 training points on the circle", 1, 16, 4,
+f2_n = controls.url_slider("cv_f2n", "Fig 2 training points on the circle", 1, 16, D["cv_f2n"],
     help="Training points, evenly spaced on the circle.")
 
 widths = sorted({int(w) for w in (w1, w2, w3) if w})
 if len(widths) < 2:
     st.warning("Widths A, B and C are equal: choose at least two different widths to compare.")
 steps, lr, n_train, n_seeds = int(steps), float(lr), int(n_train), int(n_seeds)
-
-
-def run_with_progress(keys, unit, label, n_points, on_update=None):
-    """Compute the missing units one at a time with a progress bar (the charts redraw between)."""
-    bar = st.progress(0.0, text=f"{label}: starting …")
-
-    def done(i, total):
-        bar.progress(i / total, text=f"{label}: {i} of {total} networks done")
-        if on_update is not None:
-            on_update()
-
-    cc.run_units(keys, unit, done, n_points_of=lambda k: n_points)
-    bar.empty()
-
-
-def ask_or_run(keys, unit, label, n_points, button_key, on_update=None) -> bool:
-    """Run the missing units now if they take at most AUTO_RUN_SECONDS, else after a click.
-    Returns True when every unit is available."""
-    todo = cc.missing(keys)
-    if not todo:
-        return True
-    est = cc.estimate(todo, lambda k: n_points)
-    if est > cc.AUTO_RUN_SECONDS and not st.button(
-            f"Compute {len(todo)} network{'s' if len(todo) > 1 else ''} "
-            f"(about {est / 60:.1f} min on this machine)", key=button_key, type="primary"):
-        st.info(f"{label} needs {len(todo)} more networks, estimated {est / 60:.1f} min on 2 CPU "
-                "cores, so it waits for the button above. Results finished so far are shown and "
-                "kept: a later run resumes where this one stopped.")
-        return False
-    try:
-        run_with_progress(keys, unit, label, n_points, on_update)
-    except ValueError as err:
-        st.error(f"{label}: {err}")
-        return False
-    except Exception as err:  # noqa: BLE001 - a message in the page, never a traceback
-        st.error(f"{label} failed ({type(err).__name__}: {err}).")
-        return False
-    return True
 
 
 # ---- 1. kernel vs angle ------------------------------------------------------------------------
@@ -148,17 +111,16 @@ except (ValueError, FloatingPointError) as err:
     st.error(f"The infinite-width kernel could not be computed: {err}")
     inf_curve = None
 if inf_curve is not None:
-    keys = {(w, s): cc.angle_key(net, w, s, n_angles, steps, lr, n_train)
-            for w in widths for s in range(n_seeds)}
+    angle_jobs = cc.angle_jobs(net, widths, n_seeds, n_angles, steps, lr, n_train)
+    got = dict.fromkeys(angle_jobs)
     plot_box = st.container()
     live_slot = st.empty()   # partial charts while a long job runs (replaced by the final charts)
 
     def draw_angle(final: bool):
-        got = {ws: cc.angle_unit(k, compute=False) for ws, k in keys.items()}
-        init_rows = [np.array([got[(w, s)][0] for s in range(n_seeds) if got[(w, s)] is not None])
-                     for w in widths]
-        trained_rows = [np.array([got[(w, s)][1] for s in range(n_seeds)
-                                  if got[(w, s)] is not None and got[(w, s)][1] is not None])
+        init_rows = [np.array([got[(w, s)]["init"] for s in range(n_seeds)
+                               if got[(w, s)] is not None]) for w in widths]
+        trained_rows = [np.array([got[(w, s)]["trained"] for s in range(n_seeds)
+                                  if got[(w, s)] is not None and "trained" in got[(w, s)]])
                         for w in widths]
         all_vals = [inf_curve] + [r for r in init_rows + trained_rows if r.size]
         lo = min(float(np.min(v)) for v in all_vals)
@@ -186,8 +148,13 @@ if inf_curve is not None:
                   f"convergence_angle_{tag}", where=cols[i])
         return init_rows, trained_rows
 
-    complete = ask_or_run(list(keys.values()), cc.angle_unit, "Kernel vs angle", int(n_angles) + 1,
-                          "angle_button", on_update=lambda: draw_angle(final=False))
+    def partial(results):
+        got.update(zip(angle_jobs, results))
+        draw_angle(final=False)
+
+    done = jobs.run(list(angle_jobs.values()), label=f"{len(angle_jobs)} networks (kernel vs angle)",
+                    key="cv_angle", on_result=partial)
+    got.update(zip(angle_jobs, done.results))
     live_slot.empty()
     init_rows, trained_rows = draw_angle(final=True)
     if steps and any(r.size for r in trained_rows):
@@ -203,20 +170,19 @@ if int(s_min) >= int(s_max):
 else:
     sweep = summary.width_sweep(int(s_min), int(s_max))
     s_steps = steps if s_train else 0
-    skeys = {(w, s): cc.sweep_key(net, w, s, s_points, s_steps, lr, n_train)
-             for w in sweep for s in range(int(s_seeds))}
+    sweep_jobs = cc.sweep_jobs(net, sweep, s_seeds, s_points, s_steps, lr, n_train)
+    got = dict.fromkeys(sweep_jobs)
     try:
         cc.infinite_gram(net, int(s_points))
         notices.kernel_accuracy_notice(*net, nc.sweep_points(int(s_points)))
-        ok_sweep = ask_or_run(list(skeys.values()), cc.sweep_unit, "Width sweep", int(s_points),
-                              "sweep_button")
+        done = jobs.run(list(sweep_jobs.values()), key="cv_sweep",
+                        label=f"{len(sweep_jobs)} networks (width sweep)")
+        got.update(zip(sweep_jobs, done.results))
     except (ValueError, FloatingPointError) as err:
         st.error(f"The infinite-width kernel could not be computed: {err}")
-        ok_sweep = False
-    got = {ws: cc.sweep_unit(k, compute=False) for ws, k in skeys.items()}
-    e0 = np.array([[got[(w, s)][0] if got[(w, s)] else np.nan for s in range(int(s_seeds))]
-                   for w in sweep])
-    et = np.array([[got[(w, s)][1] if got[(w, s)] and got[(w, s)][1] is not None else np.nan
+    e0 = np.array([[float(got[(w, s)]["e0"]) if got[(w, s)] else np.nan
+                    for s in range(int(s_seeds))] for w in sweep])
+    et = np.array([[float(got[(w, s)]["et"]) if got[(w, s)] and "et" in got[(w, s)] else np.nan
                     for s in range(int(s_seeds))] for w in sweep])
     series, table, texts = [], {"width": np.asarray(sweep)}, []
     for name, e, color in (("at initialisation", e0, COLORS["ntk"]),
@@ -253,24 +219,10 @@ else:
 # ---- 3. Jacot Fig 2 ----------------------------------------------------------------------------
 if show_f2:
     st.subheader("3 · Network function after training vs the NTK-GP (Jacot Fig 2)")
-    f2_widths = sorted({int(f2_w1), int(f2_w2)})
-    key = cc.fig2_key(net, f2_widths, n_seeds if n_seeds >= 2 else 2, f2_n, f2_steps, lr)
-    res = cc.fig2(key, compute=False)
-    if res is None:
-        est = cc.fig2_estimate(net, f2_widths, key[2], int(f2_n), int(f2_steps))
-        if est <= cc.AUTO_RUN_SECONDS or st.button(
-                f"Train the Fig 2 networks (about {est / 60:.1f} min)", key="fig2_button"):
-            bar = st.progress(0.0, text="Training the Fig 2 networks …")
-            try:
-                res = cc.fig2(key, progress=lambda f: bar.progress(
-                    min(max(f, 0.0), 1.0), text=f"Training the Fig 2 networks: {f:.0%}"))
-            except ValueError as err:
-                st.error(f"Fig 2: {err}")
-            except Exception as err:  # noqa: BLE001
-                st.error(f"Fig 2 failed ({type(err).__name__}: {err}).")
-            bar.empty()
-        else:
-            st.info(f"Fig 2 takes about {est / 60:.1f} min and waits for the button above.")
+    f2_seeds = n_seeds if n_seeds >= 2 else 2
+    f2_job = cc.fig2_job(net, {int(f2_w1), int(f2_w2)}, f2_seeds, f2_n, f2_steps, lr)
+    done = jobs.run([f2_job], label="the Fig 2 networks", key="cv_fig2")
+    res = cc.fig2_result(done.results[0]) if done.complete else None
     if res is not None and res.warning:
         st.warning(f"Fig 2 training: {res.warning}")
     if res is not None:
@@ -285,7 +237,7 @@ if show_f2:
                r"\mu_t(x_*) = \Theta(x_*,X)\,\Theta^{-1}(I-e^{-\eta\Theta t/n})\,Y",
                r"p\text{-th percentile} = \mu + z_p\,\sigma"],
               SOURCE_FIG2, "convergence_fig2",
-              caption=f"{key[2]} initialisations per width, lr {lr:g}, {int(f2_steps):,} steps.")
+              caption=f"{f2_seeds} initialisations per width, lr {lr:g}, {int(f2_steps):,} steps.")
 
 with st.expander("How this page computes and caches"):
     st.markdown(
@@ -293,8 +245,9 @@ with st.expander("How this page computes and caches"):
         "empirical NTK computed per layer on the needed points only, trained by full-batch "
         "gradient descent on ½·mean squared error (t = lr·steps, as `nc.train`), and freed before "
         "the next one, so memory holds one network.\n"
-        "- Each (network settings, width, seed) is cached in this server process: a warm rerun "
-        "only redraws, and a long job stopped halfway resumes where it stopped.\n"
-        f"- Jobs estimated above {cc.AUTO_RUN_SECONDS:.0f} s wait for a button. On this 2-core "
+        "- Each (network settings, width, seed) is one job of the app's result store, shared by "
+        "every visitor and kept across restarts (presets ship with the app): a warm rerun only "
+        "redraws, and a long job stopped halfway resumes where it stopped.\n"
+        f"- Jobs estimated above {jobs.ASK_ABOVE_SECONDS:.0f} s wait for a button. On this 2-core "
         "machine a width-10,000 network (2·10⁸ weights) takes ~4 s to draw and ~0.4 s per GD "
         "step, so Jacot's Fig 1 (10 inits, 200 steps) takes minutes the first time.")

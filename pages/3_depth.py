@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 import ntk_core as nc
-from dashboard import controls, depth_cache
+from dashboard import controls, depth_cache, jobs
 from dashboard import depth_figures as dfig
 from dashboard.figures import chart, columns, current_style, fmt_number, intro
 
@@ -17,6 +17,7 @@ SOURCE_DEPTH = ("seed 002 (St-Arnaud, Carvalho, Farnadi, Understanding the role 
 SOURCE_MAP = ("Poole et al. 2016 (Exponential expressivity in deep neural networks through "
               "transient chaos); Schoenholz et al. 2017 (Deep information propagation).")
 
+D = depth_cache.PAGE_DEFAULTS
 shared = controls.shared()
 style = current_style()
 
@@ -32,20 +33,20 @@ intro(
 # ---- page controls -------------------------------------------------------------------------
 side = st.sidebar
 side.markdown("**Depth page**")
-data = controls.url_selectbox("d_data", "Data set", list(DATA_LABELS), "sphere",
+data = controls.url_selectbox("d_data", "Data set", list(DATA_LABELS), D["d_data"],
                               format_func=DATA_LABELS.get,
                               help="Inputs of the kernels: random points on the unit sphere or "
                                    "real images (normalised).")
-n_points = controls.url_slider("d_n", "Training points n", 3, 100, 40,
+n_points = controls.url_slider("d_n", "Training points n", 3, 100, D["d_n"],
                                help="Plus one test point for the predictor. 3..100.")
 dim = 64
 if data == "sphere":
-    dim = controls.url_slider("d_dim", "Input dimension d", 2, 64, 3,
+    dim = controls.url_slider("d_dim", "Input dimension d", 2, 64, D["d_dim"],
                               help="Points uniform on the unit sphere in R^d.")
-max_depth = controls.url_select_slider("L_max", "Largest depth L_max", MAX_DEPTH_OPTIONS, 10_000,
+max_depth = controls.url_select_slider("L_max", "Largest depth L_max", MAX_DEPTH_OPTIONS, D["L_max"],
                                        format_func=lambda v: f"{v:,}",
                                        help="The recursion is iterated for every L = 1 … L_max.")
-rho0 = controls.url_slider("rho0", "Cobweb start ρ₀", -1.0, 1.0, 0.5, step=0.01,
+rho0 = controls.url_slider("rho0", "Cobweb start ρ₀", -1.0, 1.0, D["rho0"], step=0.01,
                            help="Starting correlation of the cobweb drawn on the correlation map.")
 
 act, sw, sb = shared.activation, float(shared.sigma_w), float(shared.sigma_b)
@@ -55,11 +56,14 @@ data_label = (f"{n_points} points on S^{dim - 1}" if data == "sphere"
 # ---- computation (cached) ------------------------------------------------------------------
 cmap = curves = kern = None
 try:
-    with st.spinner("Iterating the layer recursion …"):
-        cmap = depth_cache.correlation_map(act, sw, sb, dim, float(rho0))
-        curves = depth_cache.curves(act, sw, sb, int(max_depth), dim)
-        kern = depth_cache.kernels(data, int(n_points), dim, shared.seed, act, sw, sb,
-                                   int(max_depth))
+    cmap = depth_cache.correlation_map(act, sw, sb, dim, float(rho0))
+    done = jobs.run(depth_cache.depth_jobs({"d_data": data, "d_n": n_points, "d_dim": dim,
+                                            "L_max": max_depth, "seed": shared.seed,
+                                            "activation": act, "sigma_w": sw, "sigma_b": sb}),
+                    label=f"the layer recursion to depth {int(max_depth):,}", key="depth")
+    if done.complete:
+        curves = depth_cache.curves_result(done.results[0])
+        kern = depth_cache.kernels_result(done.results[1])
 except (ValueError, FloatingPointError) as err:
     st.error(f"The depth recursion could not be computed for these settings: {err}")
 except Exception as err:  # noqa: BLE001 - a message in the page, never a traceback

@@ -13,3 +13,17 @@ import jax  # noqa: E402
 
 # float64 is available to every test; float32 tests pass float32 inputs explicitly.
 jax.config.update("jax_enable_x64", True)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def _session_store(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("ntk_store"))
+
+
+@pytest.fixture(autouse=True)
+def _temp_result_store(_session_store, monkeypatch):
+    """Tests never read or fill the user's result store (shipped presets are still found)."""
+    monkeypatch.setenv("NTK_EXPLORER_STORE", _session_store)

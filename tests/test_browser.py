@@ -38,9 +38,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """Base URL of `streamlit run app.py` on a free port (stopped after the module)."""
+def start_server(env: dict | None = None):
+    """Start `streamlit run app.py` on a free port; returns (base URL, Popen). `env` adds to the
+    environment (e.g. NTK_EXPLORER_STORE)."""
     port = _free_port()
     log_path = os.path.join(ARTIFACTS, f"streamlit_{port}.log")
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -49,7 +49,7 @@ def server():
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -66,13 +66,23 @@ def server():
         pytest.fail(f"streamlit did not start within 60 s; log: {log_path}")
     if proc.poll() is not None:
         pytest.fail(f"streamlit exited with {proc.returncode}; log: {log_path}")
-    yield url
+    return url, proc
+
+
+def stop_server(proc) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Base URL of `streamlit run app.py` on a free port (stopped after the module)."""
+    url, proc = start_server()
+    yield url
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -97,12 +107,12 @@ def wait_for_app(page, timeout_ms: int = 180_000) -> None:
         ".getAttribute('data-test-script-state') === 'notRunning'", timeout=timeout_ms)
 
 
-def open_page(browser, url: str, dark: bool = False):
+def open_page(browser, url: str, dark: bool = False, timeout_ms: int = 180_000):
     context = browser.new_context(viewport={"width": 1500, "height": 1100},
                                   color_scheme="dark" if dark else "light")
     page = context.new_page()
     page.goto(url, wait_until="domcontentloaded")
-    wait_for_app(page)
+    wait_for_app(page, timeout_ms)
     return page
 
 
@@ -213,4 +223,25 @@ def test_kernel_convergence_page(server, browser):
     page.set_viewport_size({"width": 1500, "height": 3000})
     wait_for_app(page)
     page.screenshot(path=os.path.join(ARTIFACTS, "kernel_convergence.png"), full_page=True)
+    page.context.close()
+
+
+def test_deep_narrow_page(server, browser):
+    """Deep narrow page with small settings: the drawing, the kernel against its limit, the distance
+    fit and the two training charts are drawn, no exception; saves tests/artifacts/deep_narrow.png."""
+    page = open_page(browser, server + "/deep_narrow?dn_L1=10&dn_L2=30&dn_L3=0&dn_trials=1&dn_steps=100"
+                     "&dn_train=1&dn_L=10&dn_tsteps=10&dn_batch=32&dn_data=digits_500&dn_sweep=0"
+                     "&dn_lr=0.001&dn_tCL=1&dn_CL=5", timeout_ms=600_000)
+    assert_no_exception(page)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 5",
+                           timeout=600_000)
+    wait_for_app(page, 600_000)
+    assert_no_exception(page)
+    assert page.locator(".js-plotly-plot").count() == 5
+    assert page.locator("[data-testid='stAlertContentError']").count() == 0
+    assert page.get_by_text("Fitted slope").first.is_visible()
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.set_viewport_size({"width": 1500, "height": 4200})
+    wait_for_app(page)
+    page.screenshot(path=os.path.join(ARTIFACTS, "deep_narrow.png"), full_page=True)
     page.context.close()

@@ -76,6 +76,10 @@ def test_log_axes_label_decades_only():
     figures._log_axis_ticks(fig)
     assert fig.layout.xaxis.dtick == 1  # 4 decades: every power of ten, no 2, 5 labels
     assert fig.layout.yaxis.dtick == 3  # 16 decades: every third power of ten
+    short = new_figure("t", "x", "y", style=style, log_x=True)
+    figures.add_line(short, [1, 30], [0, 1], "a", color="#000000", style=style)
+    figures._log_axis_ticks(short)
+    assert list(short.layout.xaxis.tickvals) == [1, 2, 5, 10, 20]  # full-size labels, no 3, 4, ...
 
 
 def _all_widgets(at):

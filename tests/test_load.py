@@ -1,0 +1,213 @@
+"""Load test: 30 browser sessions (one Chromium, 30 contexts) against one `streamlit run app.py`.
+
+Phase 1, the class scenario (issue 15): 30 sessions open the finite-vs-infinite page and each moves
+the shared depth slider three times (2 -> 3 -> 4 -> 5), as a class following the lecturer: each
+session starts within the first `CLASS_SPREAD_S` seconds and waits 1-3 s between moves, so the 30
+sessions ask for the same three new networks at about the same time (single flight computes each
+once). Phase 2, a mix: the sessions move to other pages and presets (depth page, kernel
+convergence, finite page presets) and move one control there.
+
+Latency = from the slider's release (blur, when streamlit commits the value) until the page is idle
+with the new value in its URL (the URL is written at the end of the run, so this is the complete
+rerun including any computation it waited for). Asserts: no exception element in any session, p50
+< 1 s and p95 < 3 s over the slider moves, server peak RSS (VmHWM) < 2 GB. Writes every figure to
+tests/artifacts/load.json. Uses a fresh result store so the new networks are really computed; one warm-up visit to every page
+comes first (the server's first runs compile JAX/numba functions), and is not timed.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
+
+async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+N_SESSIONS = int(os.environ.get("NTK_LOAD_SESSIONS", "30"))  # fewer for debugging
+CLASS_MOVES = 3
+CLASS_SPREAD_S = 8.0
+P50_TARGET_S, P95_TARGET_S = 1.0, 3.0
+MEMORY_TARGET_MB = 2048
+TIMEOUT_MS = 150_000
+# phase 2: (URL path and query, label of the slider to move, in the main area or the sidebar)
+MIX = [
+    ("/depth?preset=seed002_fig1", "Depth L for the heatmaps", "main"),
+    ("/finite_vs_infinite?preset=seed003_fig2", "Training time t", "main"),
+    ("/finite_vs_infinite?preset=cookbook_sin", "Training time t", "main"),
+    ("/kernel_convergence?depth=3&activation=relu&sigma_w=1&sigma_b=0.1&cv_w1=64&cv_w2=256"
+     "&cv_seeds=3&cv_steps=20&cv_smin=32&cv_smax=256&cv_sseeds=2&cv_spoints=8",
+     "Initialisations per width", "sidebar"),
+    ("/depth?preset=seed002_fig1&activation=tanh&sigma_b=0.1", "Cobweb start", "sidebar"),
+]
+
+IDLE_JS = """(arg) => {
+  const a = document.querySelector("[data-testid='stApp']");
+  if (!a || a.getAttribute('data-test-script-state') !== 'notRunning') return false;
+  return arg === null || location.search.includes(arg);
+}"""
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set size (VmHWM) in MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def wait_idle(page, url_part: str | None = None) -> None:
+    await page.wait_for_selector("[data-testid='stApp']", timeout=TIMEOUT_MS)
+    await page.wait_for_function(IDLE_JS, arg=url_part, timeout=TIMEOUT_MS)
+
+
+async def exceptions(page) -> list[str]:
+    errors = page.locator("[data-testid='stException']")
+    return [await errors.nth(i).inner_text() for i in range(await errors.count())]
+
+
+def slider(page, label: str, where: str):
+    area = "stMain" if where == "main" else "stSidebar"
+    return (page.locator(f"[data-testid='{area}'] [data-testid='stSlider']")
+            .filter(has_text=label).locator("input[type='range']").first)
+
+
+WATCH_JS = """() => {
+  const a = document.querySelector("[data-testid='stApp']");
+  window.__states = [];
+  if (window.__watch) window.__watch.disconnect();
+  window.__watch = new MutationObserver(() => window.__states.push(
+      [a.getAttribute('data-test-script-state'), performance.now()]));
+  window.__watch.observe(a, {attributes: true, attributeFilter: ['data-test-script-state']});
+}"""
+RERUN_DONE_JS = """(arg) => {
+  const s = window.__states;
+  return s.some(x => x[0] === 'running') && s[s.length - 1][0] === 'notRunning'
+         && (arg === null || location.search.includes(arg));
+}"""
+
+
+async def move(page, label: str, where: str, key: str | None = None,
+               key_press: str = "ArrowRight") -> float:
+    """Press `key_press` on a slider and release it; seconds (browser clock) from the key press
+    until the rerun it starts has finished (with `key=<new value>` in the URL if `key` given)."""
+    thumb = slider(page, label, where)
+    await thumb.focus()
+    await page.evaluate(WATCH_JS)
+    pressed = await page.evaluate("() => performance.now()")
+    await thumb.press(key_press)
+    value = await thumb.get_attribute("aria-valuetext") or await thumb.input_value()
+    await thumb.blur()
+    await page.wait_for_function(RERUN_DONE_JS, arg=None if key is None else f"{key}={value}",
+                                 timeout=TIMEOUT_MS)
+    finished = await page.evaluate("() => window.__states[window.__states.length - 1][1]")
+    return (finished - pressed) / 1000
+
+
+async def session(i: int, browser, base: str, log: dict, start_gate: asyncio.Event) -> None:
+    rng = random.Random(i)
+    context = await browser.new_context(viewport={"width": 1024, "height": 768})
+    context.set_default_timeout(TIMEOUT_MS)  # navigation and locators, not only our waits
+    page = await context.new_page()
+    try:
+        t0 = time.perf_counter()
+        await page.goto(base + "/finite_vs_infinite", wait_until="domcontentloaded")
+        await wait_idle(page, "depth=2&")
+        log["open"].append(time.perf_counter() - t0)
+        log["errors"] += [f"session {i} open: {e}" for e in await exceptions(page)]
+        await start_gate.wait()
+        await asyncio.sleep(rng.uniform(0, CLASS_SPREAD_S))
+        for depth in range(3, 3 + CLASS_MOVES):
+            log["class"].append(await move(page, "Depth (hidden layers)", "sidebar", "depth"))
+            log["errors"] += [f"session {i} depth {depth}: {e}" for e in await exceptions(page)]
+            await asyncio.sleep(rng.uniform(1.0, 3.0))
+        path, label, where = MIX[i % len(MIX)]
+        t0 = time.perf_counter()
+        await page.goto(base + path, wait_until="domcontentloaded")
+        await wait_idle(page, "sigma_w=")
+        log["open"].append(time.perf_counter() - t0)
+        log["errors"] += [f"session {i} {path}: {e}" for e in await exceptions(page)]
+        await asyncio.sleep(rng.uniform(0, 3.0))
+        log["mix"].append(await move(page, label, where))
+        log["errors"] += [f"session {i} {path} moved: {e}" for e in await exceptions(page)]
+    except Exception as err:  # noqa: BLE001 - reported as a failed session
+        log["errors"].append(f"session {i}: {type(err).__name__}: {err}")
+    finally:
+        await context.close()
+
+
+async def warm_up(browser, base: str) -> None:
+    """One visit to every page first (the lecturer's rehearsal): the server's first runs compile
+    JAX and numba functions, which no session should be timed on."""
+    context = await browser.new_context(viewport={"width": 1024, "height": 768})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    for path in ["/finite_vs_infinite"] + [m[0] for m in MIX]:
+        await page.goto(base + path, wait_until="domcontentloaded")
+        await wait_idle(page, "sigma_w=")
+    await context.close()
+
+
+async def drive(base: str) -> dict:
+    log = {"open": [], "class": [], "mix": [], "errors": []}
+    gate = asyncio.Event()
+    async with async_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=CHROMIUM_ARGS)
+        await warm_up(browser, base)
+        tasks = []
+        for i in range(N_SESSIONS):
+            tasks.append(asyncio.create_task(session(i, browser, base, log, gate)))
+            await asyncio.sleep(0.2)
+        # the class starts once most sessions have their page (or after 60 s)
+        deadline = time.perf_counter() + 60
+        while len(log["open"]) < N_SESSIONS and time.perf_counter() < deadline:
+            await asyncio.sleep(0.2)
+        gate.set()
+        await asyncio.gather(*tasks)
+        await browser.close()
+    return log
+
+
+def percentiles(values) -> dict:
+    if not values:
+        return {"n": 0}
+    v = np.asarray(values)
+    return {"n": int(v.size), "p50": round(float(np.percentile(v, 50)), 3),
+            "p95": round(float(np.percentile(v, 95)), 3), "max": round(float(v.max()), 3)}
+
+
+def test_thirty_sessions_class_and_mix():
+    with tempfile.TemporaryDirectory() as store:
+        base, proc = start_server({"NTK_EXPLORER_STORE": store})
+        try:
+            t0 = time.perf_counter()
+            log = asyncio.run(drive(base))
+            wall = time.perf_counter() - t0
+            memory = peak_rss_mb(proc.pid)
+        finally:
+            stop_server(proc)
+    moves = log["class"] + log["mix"]
+    report = {"sessions": N_SESSIONS, "wall_s": round(wall, 1),
+              "moves": percentiles(moves), "class_moves": percentiles(log["class"]),
+              "mix_moves": percentiles(log["mix"]), "page_opens": percentiles(log["open"]),
+              "server_peak_rss_mb": round(memory, 1), "errors": log["errors"][:20],
+              "cpus": os.cpu_count(), "load_average": os.getloadavg()}
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with open(os.path.join(ARTIFACTS, "load.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    print(json.dumps(report, indent=2))
+    assert log["errors"] == []
+    assert report["moves"]["n"] == N_SESSIONS * (CLASS_MOVES + 1)
+    assert report["moves"]["p50"] < P50_TARGET_S, report
+    assert report["moves"]["p95"] < P95_TARGET_S, report
+    assert memory < MEMORY_TARGET_MB, report
