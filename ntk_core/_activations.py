@@ -291,11 +291,12 @@ def _conditional_sums(f, df, a, b, c, n):
 
 
 def _quadrature_error(values, scale, n, dtype):
-    """Error estimate of the rule with n nodes from its values with n, n / 2 and n / 4 nodes
-    (`values`, in that order): with d1 = |Q_n - Q_n/2|, d2 = |Q_n/2 - Q_n/4| and a convergence
-    factor r = d2 / d1 per halving, e(n) ~ d1 / (r - 1) = d1^2 / (d2 - d1). This covers geometric
-    convergence (analytic activations: e(n) ~ d1^2 / d2) and algebraic (kinks: e ~ d1 / 3); times
-    10 for safety, at most 10 d1, plus the rounding of the sums, 2 sqrt(n) eps scale."""
+    """Error estimate of the rule with n nodes from its values with n, 3n / 4 and n / 2 nodes
+    (`values`, in that order; equally spaced node counts): with d1 = |Q_n - Q_3n/4|,
+    d2 = |Q_3n/4 - Q_n/2|, Aitken's extrapolation of a geometric convergence gives
+    e(n) ~ d1^2 / (d2 - d1) (exact for e(n) = C r^n); at most d1 where the differences do not
+    shrink (slow, e.g. algebraic, convergence); times 10 for safety, plus the rounding of the
+    sums, 2 sqrt(n) eps scale."""
     eps = float(jnp.finfo(dtype).eps)
     fine, half, quarter = values
     d1, d2 = jnp.abs(fine - half), jnp.abs(half - quarter)
@@ -313,12 +314,12 @@ def quadrature_dual(f, a, b, c, n: int):
     nodes graded at the kink w = -m / sig (width min(1, 1 / sig)); see `graded_rule`. Unlike a
     Hermite (Mehler) series, the cost does not grow with the variance: f(sqrt(q) z) for large q is
     a near-step whose width the nodes follow. The errors are the a-posteriori estimates of
-    `_quadrature_error` (rule with n against n / 2 and n / 4 nodes per dimension)."""
+    `_quadrature_error` (rule with n against 3n / 4 and n / 2 nodes per dimension)."""
     dtype = jnp.result_type(a, b, c)
     df = _elementwise_grad(f)
     v, vd, s, sd = _conditional_sums(f, df, a, b, c, n)
-    v2, vd2, _, _ = _conditional_sums(f, df, a, b, c, n // 2)
-    v4, vd4, _, _ = _conditional_sums(f, df, a, b, c, n // 4)
+    v2, vd2, _, _ = _conditional_sums(f, df, a, b, c, 3 * n // 4)
+    v4, vd4, _, _ = _conditional_sums(f, df, a, b, c, n // 2)
     return v, vd, _quadrature_error((v, v2, v4), s, n, dtype), _quadrature_error((vd, vd2, vd4), sd, n, dtype)
 
 
@@ -341,7 +342,7 @@ def quadrature_moments(f, q, n: int, orders: int = 2):
         return jnp.stack(rows)
 
     fine = moments(n)
-    err = _quadrature_error((fine[:2], moments(n // 2)[:2], moments(n // 4)[:2]), fine[:2], n, dtype)
+    err = _quadrature_error((fine[:2], moments(3 * n // 4)[:2], moments(n // 2)[:2]), fine[:2], n, dtype)
     return fine, err
 
 
