@@ -14,7 +14,7 @@ from ._spec import ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, CNN, MLP, NetworkSpec, 
 from ._activations import activation_fn, dual_activation, dual_activation_diag
 from ._ensemble import ensemble_mean_sd, half_mse
 from ._data import DATASETS, MAX_CSV_BYTES, MAX_CSV_ROWS, Dataset, dataset_from_points, load_xy_csv, make_dataset
-from ._infinite import Kernels, KernelSizeError, KernelOverflowError, infinite_kernels
+from ._infinite import Kernels, KernelSizeError, KernelOverflowError, infinite_kernels, infinite_kernels_by_depth
 from ._finite import apply, count_params, empirical_ntk, empirical_ntk_jacobian, init_params
 from ._training import TrainRun, train
 from ._ntk_gp import NTKGPPosterior, ntk_gp
@@ -65,6 +65,7 @@ __all__ = [
     "KernelSizeError",
     "KernelOverflowError",
     "infinite_kernels",
+    "infinite_kernels_by_depth",
     "apply",
     "count_params",
     "empirical_ntk",
