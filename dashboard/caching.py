@@ -9,11 +9,9 @@ moving them never retrains.
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import math
-import threading
 from typing import Callable, Optional
 
 import numpy as np
@@ -79,8 +77,8 @@ def loss_time_grid(t_max: float, n: int = 120) -> tuple:
 # Finite networks
 # --------------------------------------------------------------------------------------------
 @st.cache_resource
-def _train_store():
-    return collections.OrderedDict(), threading.Lock()
+def _train_store() -> nc.LRUCache:
+    return nc.LRUCache(TRAIN_CACHE_ENTRIES)
 
 
 def train_key(**params) -> tuple:
@@ -89,12 +87,7 @@ def train_key(**params) -> tuple:
 
 def cached_run(key: tuple):
     """The cached TrainRun for `key`, or None."""
-    store, lock = _train_store()
-    with lock:
-        run = store.get(key)
-        if run is not None:
-            store.move_to_end(key)
-        return run
+    return _train_store().get(key)
 
 
 # Measured: 100 networks of width 512, depth 2, 10,000 GD steps on 5 points take ~200 s on the
@@ -131,11 +124,7 @@ def train_networks(*, depth: int, width: int, sigma_w: float, sigma_b: float, ac
     run = nc.train(spec, x_train, y_train, x_test, y_test, lr=lr, steps=steps,
                    batch_size=batch_size, seeds=range(seed, seed + n_nets),
                    record_every=max(1, steps // 200), progress=progress, keep_params=False)
-    store, lock = _train_store()
-    with lock:
-        store[key] = run
-        while len(store) > TRAIN_CACHE_ENTRIES:
-            store.popitem(last=False)
+    _train_store().put(key, run)
     return run, False
 
 

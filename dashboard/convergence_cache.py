@@ -8,8 +8,6 @@ a rerun resumes where the last one stopped). Warm reruns only read the LRU.
 """
 from __future__ import annotations
 
-import collections
-import threading
 from typing import Callable, Optional
 
 import numpy as np
@@ -18,31 +16,15 @@ import streamlit as st
 import ntk_core as nc
 
 MAX_UNITS = 5000           # each holds a few hundred floats
+MAX_FIG2_RESULTS = 32
 AUTO_RUN_SECONDS = 60.0    # longer jobs wait for a click
 
-_UNITS: "collections.OrderedDict[tuple, object]" = collections.OrderedDict()
-_LOCK = threading.Lock()
-
-
-def _get(key):
-    with _LOCK:
-        if key in _UNITS:
-            _UNITS.move_to_end(key)
-            return _UNITS[key]
-    return None
-
-
-def _put(key, value):
-    with _LOCK:
-        _UNITS[key] = value
-        _UNITS.move_to_end(key)
-        while len(_UNITS) > MAX_UNITS:
-            _UNITS.popitem(last=False)
+_UNITS = nc.LRUCache(MAX_UNITS)
+_FIG2 = nc.LRUCache(MAX_FIG2_RESULTS)
 
 
 def clear() -> None:
-    with _LOCK:
-        _UNITS.clear()
+    _UNITS.clear()
 
 
 def _spec(net: tuple, width: int) -> nc.MLP:
@@ -59,14 +41,14 @@ def angle_key(net, width, seed, n_angles, steps, lr, n_train):
 def angle_unit(key, compute: bool = True):
     """(init row (n_angles,), trained row or None, final loss or None), or None if not cached and
     compute is False."""
-    hit = _get(key)
+    hit = _UNITS.get(key)
     if hit is not None or not compute:
         return hit
     _, net, width, seed, n_angles, steps, lr, n_train = key
     pair = nc.angle_kernels(_spec(net, width), seed, n_angles, steps, lr, n_train)
     value = (pair.init[0], None if pair.trained is None else pair.trained[0],
              None if pair.loss is None else float(pair.loss[-1]))
-    _put(key, value)
+    _UNITS.put(key, value)
     return value
 
 
@@ -88,18 +70,18 @@ def infinite_gram(net: tuple, n_points: int) -> np.ndarray:
 
 def sweep_unit(key, compute: bool = True):
     """(error at init, error after training or None), or None if not cached and compute is False."""
-    hit = _get(key)
+    hit = _UNITS.get(key)
     if hit is not None or not compute:
         return hit
     _, net, width, seed, n_points, steps, lr, n_train = key
     value = nc.width_errors(_spec(net, width), seed, n_points, steps, lr, n_train,
                             theta_inf=infinite_gram(net, n_points))
-    _put(key, value)
+    _UNITS.put(key, value)
     return value
 
 
 def missing(keys) -> list:
-    return [k for k in keys if _get(k) is None]
+    return [k for k in keys if _UNITS.get(k) is None]
 
 
 def estimate(keys, n_points_of: Callable[[tuple], int]) -> float:
@@ -123,26 +105,19 @@ def run_units(keys, unit: Callable, on_done: Optional[Callable[[int, int], None]
 
 
 # ---- Jacot Fig 2 ------------------------------------------------------------------------------
-_FIG2: "collections.OrderedDict[tuple, object]" = collections.OrderedDict()
-
-
 def fig2_key(net, widths, n_seeds, n_points, steps, lr):
     return (tuple(net), tuple(int(w) for w in widths), int(n_seeds), int(n_points), int(steps),
             float(lr))
 
 
 def fig2(key, progress: Optional[Callable[[float], None]] = None, compute: bool = True):
-    with _LOCK:
-        hit = _FIG2.get(key)
+    hit = _FIG2.get(key)
     if hit is not None or not compute:
         return hit
     net, widths, n_seeds, n_points, steps, lr = key
     res = nc.function_percentiles(_spec(net, widths[0]), widths, n_seeds, n_points, steps, lr,
                                   progress=progress)
-    with _LOCK:
-        _FIG2[key] = res
-        while len(_FIG2) > 32:
-            _FIG2.popitem(last=False)
+    _FIG2.put(key, res)
     return res
 
 

@@ -24,28 +24,24 @@ network is made, used and freed one at a time, so memory holds one network (plus
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._finite import _layer_shapes, count_params, empirical_ntk, forward
+from ._finite import count_params, empirical_ntk, layer_shapes
+from ._gd import full_batch_gd
 from ._infinite import infinite_kernels
 from ._ntk_gp import ntk_gp
-from ._spec import MLP, check_lr
-from ._training import _mlp_steps, _window_size, train
+from ._spec import MLP
+from ._training import train
+from ._validation import (MAX_SWEEP_SEEDS, MAX_SWEEP_STEPS, MAX_SWEEP_TRAIN_POINTS, MAX_SWEEP_WIDTH, check_int,
+                          check_lr)
 
-# Size limits (ValueError naming the field when exceeded).
-MAX_WIDTH = 16_384
-MAX_SEEDS = 100
+# Size limits (ValueError naming the field when exceeded); widths, seeds, steps, training points in _validation.
 MAX_ANGLES = 721
-MAX_STEPS = 20_000
-MAX_TRAIN_POINTS = 1_000
 MAX_SWEEP_WIDTHS = 20
 JACOT_X0 = (1.0, 0.0)
 PERCENTILES = (10.0, 50.0, 90.0)
@@ -54,21 +50,15 @@ PERCENTILES = (10.0, 50.0, 90.0)
 # ---------------------------------------------------------------------------------------------
 # Inputs and validation
 # ---------------------------------------------------------------------------------------------
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return int(value)
-
-
 def _check_mlp(spec):
     if not isinstance(spec, MLP):
         raise ValueError(f"spec must be an nc.MLP, got {type(spec).__name__}")
-    _check_int("width", spec.width, 1, MAX_WIDTH)
+    check_int("width", spec.width, 1, MAX_SWEEP_WIDTH)
 
 
 def circle_points(n_angles: int):
     """Angles g = linspace(-pi, pi, n_angles) and the points (cos g, sin g), shape (n_angles, 2)."""
-    n_angles = _check_int("n_angles", n_angles, 3, MAX_ANGLES)
+    n_angles = check_int("n_angles", n_angles, 3, MAX_ANGLES)
     g = np.linspace(-np.pi, np.pi, n_angles)
     return g, np.stack([np.cos(g), np.sin(g)], axis=1)
 
@@ -81,7 +71,7 @@ def product_target(x):
 
 def gaussian_training_set(n_train: int, seed: int = 0):
     """n_train inputs x ~ N(0, I_2) and targets f*(x) = x1 x2 (Jacot et al. Fig 1)."""
-    n_train = _check_int("n_train", n_train, 1, MAX_TRAIN_POINTS)
+    n_train = check_int("n_train", n_train, 1, MAX_SWEEP_TRAIN_POINTS)
     x = np.random.default_rng([int(seed), 7919]).standard_normal((n_train, 2))
     return x, product_target(x)
 
@@ -113,7 +103,7 @@ def fast_init_params(spec: MLP, seed: int, input_dim: int, dtype=np.float32):
     """MLP parameters W, b ~ N(0, 1) from numpy's PCG64 (layout of nc.init_params)."""
     _check_mlp(spec)
     root = np.random.SeedSequence([int(seed) % 2**32, 2018])
-    layers = _layer_shapes(spec, (int(input_dim),))
+    layers = layer_shapes(spec, (int(input_dim),))
     seqs = root.spawn(2 * len(layers))
     return [{"w": jnp.asarray(_draw_normal(seqs[2 * i], ws, dtype)),
              "b": jnp.asarray(_draw_normal(seqs[2 * i + 1], bs, dtype))}
@@ -123,45 +113,12 @@ def fast_init_params(spec: MLP, seed: int, input_dim: int, dtype=np.float32):
 # ---------------------------------------------------------------------------------------------
 # Full-batch gradient descent (one network) and the kernel before/after
 # ---------------------------------------------------------------------------------------------
-def _half_mse(spec, params, x, y):
-    return 0.5 * jnp.mean((forward(spec, params, x)[:, 0] - y) ** 2)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=(3,))
-def _gd(spec, lr, steps, params, x, y):
-    grad = jax.value_and_grad(functools.partial(_half_mse, spec))
-
-    def step(p, _):
-        loss, g = grad(p, x, y)
-        return jax.tree_util.tree_map(lambda a, b: a - lr * b, p, g), loss
-
-    params, losses = jax.lax.scan(step, params, None, length=steps)
-    return params, losses, _half_mse(spec, params, x, y)
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3), donate_argnums=(4,))
-def _gd_deferred(spec, lr, steps, window, params, x, y):
-    """The same full-batch GD as `_gd` through `_training._mlp_steps`: the rank-n weight updates are
-    kept as factors for `window` steps, so each step makes two passes over every hidden-to-hidden
-    matrix instead of about six (the width-10,000 nets of Jacot et al. are memory-bound)."""
-    loss0 = _half_mse(spec, params, x, y)
-    carry = (params, jax.random.PRNGKey(0), jnp.asarray(True), loss0, jnp.asarray(-1, jnp.int32))
-    params, _, alive, _, _ = _mlp_steps(spec, lr, None, steps, window, x, y, carry, 0)
-    return params, loss0, _half_mse(spec, params, x, y), alive
-
-
 def _train_gd(spec, lr, steps, params, x, y):
-    """Full-batch GD; returns (params, losses) with losses = (initial, final), or raises if it diverged."""
-    window = _window_size(spec, steps, x.shape[0])
-    if window >= 2:
-        params, first, last, alive = _gd_deferred(spec, lr, steps, window, params, x, y)
-        loss = np.array([float(first), float(last)])
-        ok = bool(alive) and np.all(np.isfinite(loss))
-    else:
-        params, losses, last = _gd(spec, lr, steps, params, x, y)
-        loss = np.array([float(losses[0]), float(last)])
-        ok = np.all(np.isfinite(np.asarray(losses))) and np.isfinite(loss[-1])
-    if not ok:
+    """Full-batch GD (`_gd.full_batch_gd`: deferred low-rank updates for the wide nets of Jacot et al.,
+    which are memory-bound); returns (params, losses) with losses = (initial, final), or raises if it diverged."""
+    params, first, last, alive = full_batch_gd(spec, lr, steps, params, x, y)
+    loss = np.array([float(first), float(last)])
+    if not (bool(alive) and np.all(np.isfinite(loss))):
         raise ValueError(f"lr: gradient descent diverged at lr = {lr:g} (width {spec.width}); "
                          "use a smaller learning rate")
     return params, loss
@@ -182,7 +139,7 @@ def finite_kernel_pair(spec: MLP, seed: int, x1, x2, x_train=None, y_train=None,
     """Empirical NTK Theta_m(x1, x2) of one float32 network (seed) at initialisation and, if steps > 0,
     after `steps` of full-batch GD at learning rate lr on (x_train, y_train)."""
     _check_mlp(spec)
-    steps = _check_int("steps", steps, 0, MAX_STEPS)
+    steps = check_int("steps", steps, 0, MAX_SWEEP_STEPS)
     x1 = np.asarray(x1, np.float32)
     x2 = np.asarray(x2, np.float32)
     params = fast_init_params(spec, seed, x1.shape[1])
@@ -214,12 +171,12 @@ def _check_widths(widths, name="widths", max_n=MAX_SWEEP_WIDTHS):
     if not 1 <= len(widths) <= max_n:
         raise ValueError(f"{name} must hold 1 to {max_n} widths, got {len(widths)}")
     for w in widths:
-        _check_int(name, w, 1, MAX_WIDTH)
+        check_int(name, w, 1, MAX_SWEEP_WIDTH)
     return widths
 
 
 def _check_seeds(n_seeds):
-    return _check_int("n_seeds", n_seeds, 1, MAX_SEEDS)
+    return check_int("n_seeds", n_seeds, 1, MAX_SWEEP_SEEDS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,25 +211,7 @@ def angle_kernels(spec: MLP, seed: int, n_angles: int = 121, steps: int = 200, l
     return finite_kernel_pair(spec, seed, np.array([JACOT_X0]), x, x_train, y_train, steps, lr)
 
 
-def seed_summary(values, axis: int = -2):
-    """Mean, minimum and maximum over seeds (axis -2 of (..., n_seeds, n))."""
-    v = np.asarray(values, np.float64)
-    return v.mean(axis=axis), v.min(axis=axis), v.max(axis=axis)
 
-
-def relative_change(init, trained) -> float:
-    """Mean over seeds of ||Theta_trained - Theta_init|| / ||Theta_init|| (rows (n_seeds, n))."""
-    a = np.asarray(init, np.float64)
-    b = np.asarray(trained, np.float64)
-    return float(np.mean(np.linalg.norm(b - a, axis=-1) / np.linalg.norm(a, axis=-1)))
-
-
-def reference_line(widths, errors, slope: float = -0.5):
-    """C m^slope through the data (C from the mean of log e - slope log m), at `widths`."""
-    m = np.asarray(widths, np.float64)
-    e = np.asarray(errors, np.float64).reshape(m.size, -1)
-    c = np.mean(np.log(e) - slope * np.log(m)[:, None])
-    return np.exp(c) * m ** slope
 
 
 def kernel_vs_angle(spec: MLP, widths: Sequence[int], n_seeds: int = 10, n_angles: int = 121,
@@ -353,18 +292,9 @@ class ConvergenceSweep:
     fit_trained: Optional[SlopeFit]
 
 
-def width_sweep(min_width: int = 32, max_width: int = 8192, per_octave: int = 1):
-    """Widths 2^k from min_width to max_width (per_octave values per doubling, rounded)."""
-    min_width = _check_int("min_width", min_width, 1, MAX_WIDTH)
-    max_width = _check_int("max_width", max_width, min_width + 1, MAX_WIDTH)
-    per_octave = _check_int("per_octave", per_octave, 1, 4)
-    n = int(round(per_octave * math.log2(max_width / min_width))) + 1
-    return sorted(set(int(round(v)) for v in np.geomspace(min_width, max_width, n)))
-
-
 def sweep_points(n_points: int):
     """n_points equally spaced points of the unit circle (angles -pi + 2 pi k / n_points)."""
-    n_points = _check_int("n_points", n_points, 2, 256)
+    n_points = check_int("n_points", n_points, 2, 256)
     g = np.linspace(-np.pi, np.pi, n_points, endpoint=False)
     return np.stack([np.cos(g), np.sin(g)], axis=1)
 
@@ -443,9 +373,9 @@ def function_percentiles(spec: MLP, widths: Sequence[int] = (50, 1000), n_seeds:
     t = lr * steps) gives mean and sd, its percentiles are mean + z_p sd."""
     _check_mlp(spec)
     widths = _check_widths(widths, max_n=4)
-    n_seeds = _check_int("n_seeds", n_seeds, 2, MAX_SEEDS)
-    n_points = _check_int("n_points", n_points, 1, 64)
-    steps = _check_int("steps", steps, 1, MAX_STEPS)
+    n_seeds = check_int("n_seeds", n_seeds, 2, MAX_SWEEP_SEEDS)
+    n_points = check_int("n_points", n_points, 1, 64)
+    steps = check_int("steps", steps, 1, MAX_SWEEP_STEPS)
     lr = check_lr(lr)
     g, x = circle_points(n_angles)
     tg = np.pi / 8 + 2 * np.pi * np.arange(n_points) / n_points

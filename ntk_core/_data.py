@@ -16,9 +16,9 @@ import math
 
 import numpy as np
 
-MAX_TRAIN_POINTS = 2000
-MAX_CSV_ROWS = MAX_TRAIN_POINTS
-MAX_TEST_POINTS = 2000
+from ._validation import MAX_DATASET_POINTS, MAX_DATASET_TEST_POINTS, check_int, check_number
+
+MAX_CSV_ROWS = MAX_DATASET_POINTS
 MAX_CSV_BYTES = 1_000_000
 DATASETS = ("cubic", "sin")
 
@@ -39,14 +39,6 @@ class Dataset:
     domain: tuple[float, float]
 
 
-def _check_count(name, value, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return int(value)
-
-
 def make_dataset(name: str, n_train: int = 5, noise: float = 0.01, seed: int = 0,
                  n_test: int = 100) -> Dataset:
     """The data set `name` ("cubic" or "sin") with `n_train` noisy points and a test grid.
@@ -56,15 +48,10 @@ def make_dataset(name: str, n_train: int = 5, noise: float = 0.01, seed: int = 0
     """
     if name not in DATASETS:
         raise ValueError(f"data set must be one of {', '.join(DATASETS)}, got {name!r}")
-    n_train = _check_count("n_train", n_train, 1, MAX_TRAIN_POINTS)
-    n_test = _check_count("n_test", n_test, 2, MAX_TEST_POINTS)
-    try:
-        noise = float(noise)
-    except (TypeError, ValueError):
-        raise ValueError(f"noise must be a number, got {noise!r}") from None
-    if not math.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
-    seed = _check_count("seed", seed, 0, 2**32 - 1)
+    n_train = check_int("n_train", n_train, 1, MAX_DATASET_POINTS)
+    n_test = check_int("n_test", n_test, 2, MAX_DATASET_TEST_POINTS)
+    noise = check_number("noise", noise)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
     lo, hi = _DOMAINS[name]
     rng = np.random.default_rng(seed)
     x = rng.uniform(lo, hi, size=(n_train, 1))
@@ -82,7 +69,7 @@ def dataset_from_points(x, y, n_test: int = 100, margin: float = 0.1) -> Dataset
     y = np.asarray(y, dtype=float).reshape(-1, 1)
     if x.shape != y.shape or x.size == 0:
         raise ValueError("x and y must be non-empty and of the same length")
-    n_test = _check_count("n_test", n_test, 2, MAX_TEST_POINTS)
+    n_test = check_int("n_test", n_test, 2, MAX_DATASET_TEST_POINTS)
     lo, hi = float(x.min()), float(x.max())
     pad = margin * (hi - lo) if hi > lo else 1.0
     x_test = np.linspace(lo - pad, hi + pad, n_test).reshape(-1, 1)
@@ -90,7 +77,7 @@ def dataset_from_points(x, y, n_test: int = 100, margin: float = 0.1) -> Dataset
                    domain=(lo - pad, hi + pad))
 
 
-def load_xy_csv(file_like, max_rows: int = MAX_TRAIN_POINTS,
+def load_xy_csv(file_like, max_rows: int = MAX_CSV_ROWS,
                 max_bytes: int = MAX_CSV_BYTES) -> tuple[np.ndarray, np.ndarray]:
     """Read a CSV with a header row naming columns ``x`` and ``y`` (other columns are ignored).
 

@@ -54,6 +54,7 @@ import numpy as np
 from ._activations import (_elementwise_grad, _hermite_coefficients, activation_fn, dual_activation,
                            dual_activation_diag, is_closed_form)
 from ._spec import ACTIVATIONS, LEAKY_RELU_SLOPE, ActivationLike, activation_name
+from ._validation import check_int as _check_int
 
 # Size limits (enforced here; the page uses smaller ones).
 MAX_LAYERS = 100_000
@@ -90,14 +91,6 @@ def _check_float(name: str, value, low: float = 0.0, high: float = 1e6, *, posit
         rel = ">" if positive else ">="
         raise ValueError(f"{name} must be {rel} {low} and <= {high}, got {value}")
     return value
-
-
-def _check_int(name: str, value, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not low <= int(value) <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return int(value)
 
 
 def _check_params(activation, w_std, b_std):

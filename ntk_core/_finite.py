@@ -34,10 +34,10 @@ import numpy as np
 
 from ._activations import activation_fn
 from ._spec import CNN, MLP
+from ._validation import MAX_KERNEL_POINTS, check_count
 
 # Size limits (ValueError naming the field when exceeded).
 MAX_PARAMS = 500_000_000          # one network; width 10,000 with 3 hidden layers has 2e8
-MAX_POINTS = 20_000               # rows of x given to apply / empirical_ntk
 MAX_ACTIVATION_ENTRIES = 400_000_000   # points x width x layers held by the per-layer NTK
 MAX_JACOBIAN_CHUNK = 2**25        # entries of one Jacobian block (points x parameters) in the generic path
 
@@ -47,12 +47,12 @@ _DN = ("NHWC", "HWIO", "NHWC")
 # ---------------------------------------------------------------------------------------------
 # Validation helpers
 # ---------------------------------------------------------------------------------------------
-def _check_spec(spec):
+def check_spec(spec):
     if not isinstance(spec, (MLP, CNN)):
         raise ValueError(f"spec must be an nc.MLP or nc.CNN, got {type(spec).__name__}")
 
 
-def _input_shape(spec, input_dim):
+def input_shape(spec, input_dim):
     """Normalise input_dim: MLP -> (d,), CNN -> (H, W, C) (an int C is accepted for gap readout)."""
     if isinstance(spec, MLP):
         if isinstance(input_dim, (tuple, list)):
@@ -78,7 +78,7 @@ def _input_shape(spec, input_dim):
     return shape
 
 
-def _layer_shapes(spec, shape):
+def layer_shapes(spec, shape):
     """[(W shape, b shape, fan_in)] for every layer, readout last."""
     if isinstance(spec, MLP):
         dims = [shape[0]] + [spec.width] * spec.depth
@@ -95,12 +95,12 @@ def _layer_shapes(spec, shape):
 
 def count_params(spec, input_dim) -> int:
     """Number of trainable parameters of `spec` on inputs of shape `input_dim`."""
-    _check_spec(spec)
-    shape = _input_shape(spec, input_dim)
-    return sum(math.prod(ws) + math.prod(bs) for ws, bs, _ in _layer_shapes(spec, shape))
+    check_spec(spec)
+    shape = input_shape(spec, input_dim)
+    return sum(math.prod(ws) + math.prod(bs) for ws, bs, _ in layer_shapes(spec, shape))
 
 
-def _as_inputs(spec, x, name="x", dtype=None):
+def as_inputs(spec, x, name="x", dtype=None):
     x = jnp.asarray(x) if dtype is None else jnp.asarray(x, dtype)
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
@@ -110,10 +110,7 @@ def _as_inputs(spec, x, name="x", dtype=None):
     if x.ndim != want:
         layout = "(n, d)" if want == 2 else "(n, height, width, channels) NHWC"
         raise ValueError(f"{name} must have shape {layout}, got shape {tuple(x.shape)}")
-    if x.shape[0] < 1:
-        raise ValueError(f"{name} must contain at least one point")
-    if x.shape[0] > MAX_POINTS:
-        raise ValueError(f"{name} has {x.shape[0]} points, more than the limit of {MAX_POINTS}")
+    check_count(name, x.shape[0], MAX_KERNEL_POINTS)
     return x
 
 
@@ -125,13 +122,13 @@ def init_params(spec, seed, input_dim, dtype=jnp.float32):
 
     input_dim: d for an MLP; (H, W, C) for a CNN (an int C is enough for "gap" readout).
     seed: an integer or a jax PRNG key. Returns a list of {"w": ..., "b": ...}, readout last."""
-    _check_spec(spec)
-    shape = _input_shape(spec, input_dim)
+    check_spec(spec)
+    shape = input_shape(spec, input_dim)
     n = count_params(spec, shape)
     if n > MAX_PARAMS:
         raise ValueError(f"spec has {n:,} parameters, more than the limit of {MAX_PARAMS:,} (reduce width)")
     key = _as_key(seed)
-    return _init(spec, shape, jnp.dtype(dtype), key)
+    return draw_params(spec, shape, jnp.dtype(dtype), key)
 
 
 def _as_key(seed):
@@ -146,8 +143,8 @@ def _as_key(seed):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _init(spec, shape, dtype, key):
-    layers = _layer_shapes(spec, shape)
+def draw_params(spec, shape, dtype, key):
+    layers = layer_shapes(spec, shape)
     keys = jax.random.split(key, 2 * len(layers))
     return [
         {"w": jax.random.normal(keys[2 * i], ws, dtype), "b": jax.random.normal(keys[2 * i + 1], bs, dtype)}
@@ -185,7 +182,7 @@ def _check_params(spec, params, x):
     except (TypeError, KeyError, AttributeError):
         raise ValueError("params must be the list returned by nc.init_params") from None
     in_shape = x.shape[1:]
-    want = [(ws, bs) for ws, bs, _ in _layer_shapes(spec, tuple(int(s) for s in in_shape))]
+    want = [(ws, bs) for ws, bs, _ in layer_shapes(spec, tuple(int(s) for s in in_shape))]
     if shapes != want:
         raise ValueError(
             "params do not match spec and input shape: expected layer shapes "
@@ -195,8 +192,8 @@ def _check_params(spec, params, x):
 
 def apply(spec, params, x):
     """Network outputs f(x), shape (n, 1), in the dtype of the parameters."""
-    _check_spec(spec)
-    x = _as_inputs(spec, x)
+    check_spec(spec)
+    x = as_inputs(spec, x)
     _check_params(spec, params, x)
     return _forward_jit(spec, params, x)
 
@@ -204,7 +201,7 @@ def apply(spec, params, x):
 # ---------------------------------------------------------------------------------------------
 # Empirical NTK
 # ---------------------------------------------------------------------------------------------
-def _mlp_activations_and_deltas(spec, params, x):
+def mlp_activations_and_deltas(spec, params, x):
     """Per layer l (readout last): input a^{l-1} (n, n_{l-1}) and delta^l = df/dh^l (n, n_l)."""
     phi = activation_fn(spec.activation)
     w_std = float(spec.w_std)
@@ -228,7 +225,7 @@ def _mlp_activations_and_deltas(spec, params, x):
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _ntk_layers(spec, params, x, n1):
     """Per-layer empirical NTK of an MLP between x[:n1] and x[n1:] (or x against itself if n1 == 0)."""
-    inputs, deltas = _mlp_activations_and_deltas(spec, params, x)
+    inputs, deltas = mlp_activations_and_deltas(spec, params, x)
     w_std2, b_std2 = float(spec.w_std) ** 2, float(spec.b_std) ** 2
     hi = jax.lax.Precision.HIGHEST
     theta = 0.0
@@ -253,7 +250,7 @@ def _jacobian_blocks(spec, params, x):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _ntk_jacobian_block(spec, params, x1, x2):
+def ntk_jacobian_block(spec, params, x1, x2):
     hi = jax.lax.Precision.HIGHEST
     j1 = _jacobian_blocks(spec, params, x1)
     j2 = _jacobian_blocks(spec, params, x2)
@@ -265,10 +262,10 @@ def empirical_ntk_jacobian(spec, params, x1, x2=None):
 
     Works for any architecture (MLP or CNN). Rows are processed in chunks so that one Jacobian block
     holds at most MAX_JACOBIAN_CHUNK entries. Returns a numpy array (n1, n2)."""
-    _check_spec(spec)
-    x1 = _as_inputs(spec, x1, "x1")
+    check_spec(spec)
+    x1 = as_inputs(spec, x1, "x1")
     _check_params(spec, params, x1)
-    x2 = x1 if x2 is None else _as_inputs(spec, x2, "x2")
+    x2 = x1 if x2 is None else as_inputs(spec, x2, "x2")
     if x2.shape[1:] != x1.shape[1:]:
         raise ValueError(f"x2 must have the same feature shape as x1, got {x2.shape[1:]} and {x1.shape[1:]}")
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params))
@@ -281,7 +278,7 @@ def empirical_ntk_jacobian(spec, params, x1, x2=None):
     rows = []
     for i in range(0, x1.shape[0], chunk):
         cols = [
-            np.asarray(_ntk_jacobian_block(spec, params, x1[i:i + chunk], x2[j:j + chunk]))
+            np.asarray(ntk_jacobian_block(spec, params, x1[i:i + chunk], x2[j:j + chunk]))
             for j in range(0, x2.shape[0], chunk)
         ]
         rows.append(np.concatenate(cols, axis=1))
@@ -294,17 +291,17 @@ def empirical_ntk(spec, params, x1, x2=None, method="auto"):
     method: "layers" (MLP only: per-layer activations and back-propagated deltas, see module docstring),
     "jacobian" (generic Jacobian contraction, any architecture) or "auto" (layers for an MLP).
     Returns a numpy array (n1, n2) in the parameters' dtype."""
-    _check_spec(spec)
+    check_spec(spec)
     if method not in ("auto", "layers", "jacobian"):
         raise ValueError(f"method must be 'auto', 'layers' or 'jacobian', got {method!r}")
     if method == "jacobian" or (method == "auto" and isinstance(spec, CNN)):
         return empirical_ntk_jacobian(spec, params, x1, x2)
     if not isinstance(spec, MLP):
         raise ValueError("method='layers' needs an MLP spec; use method='jacobian' for a CNN")
-    x1 = _as_inputs(spec, x1, "x1")
+    x1 = as_inputs(spec, x1, "x1")
     _check_params(spec, params, x1)
     if x2 is not None:
-        x2 = _as_inputs(spec, x2, "x2")
+        x2 = as_inputs(spec, x2, "x2")
         if x2.shape[1] != x1.shape[1]:
             raise ValueError(f"x2 must have {x1.shape[1]} features like x1, got {x2.shape[1]}")
     n = x1.shape[0] + (0 if x2 is None else x2.shape[0])

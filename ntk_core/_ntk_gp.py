@@ -19,38 +19,48 @@ lam_max * n * eps so the result is never NaN; a singular or ill-conditioned kern
 1e12 in float64) is reported in `warning`. All linear algebra runs in float64 numpy. The training-set part
 (kernel, eigendecomposition, V^T K V) is memoised for small training sets, as Neural Tangents' predictor does,
 so new test points or times cost only the test kernels and a few matrix products.
+
+Two entry points, like Neural Tangents' `predict.gradient_descent_mse` beside `gradient_descent_mse_ensemble`:
+`ntk_gp_posterior(GPKernels(...), y_train, ...)` works on kernel matrices; `ntk_gp(spec, x_train, y_train,
+x_test, ...)` computes the infinite-width kernels of a network (memoising the training side) and calls the
+same code.
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import math
-import threading
 from typing import Optional
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ._infinite import infinite_kernels
-from ._spec import CNN, MLP, check_targets
+from ._lru import LRUCache
+from ._spec import CNN, MLP
+from ._validation import (
+    MAX_GP_TEST_POINTS,
+    MAX_GP_TRAIN_POINTS,
+    check_count,
+    check_number,
+    check_targets,
+    check_times,
+)
 
-MAX_TRAIN = 5_000
-MAX_TEST = 20_000
-MAX_TIMES = 100_000
 MAX_COV_ENTRIES = 50_000_000        # times x n_test^2 of the full covariance
 ILL_CONDITIONED = 1e12
 CACHE_MAX_TRAIN = 2_000             # training sets up to this size keep their eigendecomposition
 CACHE_ENTRIES = 4
+KERNELS = ("ntk", "nngp")
 
 
 @dataclasses.dataclass
 class NTKGPPosterior:
-    """Result of `ntk_gp`. With a scalar t the leading time axis is absent.
+    """Result of `ntk_gp` / `ntk_gp_posterior`. With a scalar t the leading time axis is absent.
 
     mean:        (T, n_test)          predictive mean on x_test
-    cov:         (T, n_test, n_test)  predictive covariance (None if compute_cov=False or f0 given)
-    var:         (T, n_test)          its diagonal (None if f0 given)
+    cov:         (T, n_test, n_test)  predictive covariance (None if compute_cov=False, f0 given or no NNGP)
+    var:         (T, n_test)          its diagonal (None if f0 given or no NNGP kernels)
     mean_train:  (T, n_train)         mean on the training inputs (same formula with x* = X)
     var_train:   (T, n_train)         variance on the training inputs
     train_loss:  (T,)                 loss of the mean, 1/(2n) sum (mean - y)^2, on the training set
@@ -77,76 +87,102 @@ class NTKGPPosterior:
     warning: Optional[str]
 
 
-def _times(t):
-    try:
-        arr = np.asarray(t, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"t must be a number, an array of numbers or np.inf, got {t!r}") from None
-    scalar = arr.ndim == 0
-    arr = arr.reshape(-1)
-    if arr.size == 0:
-        raise ValueError("t must contain at least one time")
-    if arr.size > MAX_TIMES:
-        raise ValueError(f"t has {arr.size} times, more than the limit of {MAX_TIMES}")
-    if np.any(np.isnan(arr)) or np.any(arr < 0):
-        raise ValueError("t must be >= 0 (np.inf allowed), got NaN or a negative time")
-    return arr, scalar
+@dataclasses.dataclass(frozen=True)
+class GPKernels:
+    """Infinite-width kernels on the training inputs X (n points) and test inputs X* (m points).
+
+    ntk_train_train  Theta(X, X)  (n, n)      nngp_train_train  K(X, X)    (n, n)
+    ntk_test_train   Theta(X*, X) (m, n)      nngp_test_train   K(X*, X)   (m, n)
+                                              nngp_test_test    K(X*, X*)  (m, m)
+
+    The kernel that drives training (NTK for kernel="ntk", NNGP for "nngp") must be given on train-train
+    and test-train; the NNGP kernels are needed for the variance and covariance (without them the
+    posterior has the mean only)."""
+
+    ntk_train_train: Optional[np.ndarray] = None
+    ntk_test_train: Optional[np.ndarray] = None
+    nngp_train_train: Optional[np.ndarray] = None
+    nngp_test_train: Optional[np.ndarray] = None
+    nngp_test_test: Optional[np.ndarray] = None
+
+    def has_prior(self) -> bool:
+        return all(k is not None for k in (self.nngp_train_train, self.nngp_test_train, self.nngp_test_test))
 
 
-def _targets(y, n, name):
-    return check_targets(y, n, name, dtype=np.float64)
+# ---------------------------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """Validated arguments shared by `ntk_gp` and `ntk_gp_posterior`."""
+
+    kernel: str
+    diag_reg: float
+    times: np.ndarray
+    scalar: bool
+    y: np.ndarray
+    y_test: Optional[np.ndarray]
+    f0_train: Optional[np.ndarray]      # None unless fx_train_0 / fx_test_0 were given
+    f0_test: Optional[np.ndarray]
+    compute_cov: bool
 
 
-def _coefficients(lam, times, n):
-    """c[k, i] = (1 - exp(-lam_i t_k / n)) / lam_i, with t = inf giving 1 / lam_i."""
-    out = np.empty((times.size, lam.size))
-    for k, t in enumerate(times):
-        if math.isinf(t):
-            out[k] = 1.0 / lam
-        else:
-            out[k] = -np.expm1(-lam * (t / n)) / lam
-    return out
+def _check_call(n, m, y_train, t, kernel, diag_reg, y_test, compute_cov, fx_train_0, fx_test_0, has_prior) -> _Call:
+    """Checks every argument but the kernels; compute_cov comes back False when no covariance is possible."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}")
+    diag_reg = check_number("diag_reg", diag_reg)
+    times, scalar = check_times(t)
+    check_count("x_train", n, MAX_GP_TRAIN_POINTS)
+    check_count("x_test", m, MAX_GP_TEST_POINTS)
+    y = check_targets(y_train, n, "y_train", dtype=np.float64)
+    yt = None if y_test is None else check_targets(y_test, m, "y_test", dtype=np.float64)
+    f0_train = f0_test = None
+    if fx_train_0 is not None or fx_test_0 is not None:
+        if fx_train_0 is None or fx_test_0 is None:
+            raise ValueError("fx_train_0 and fx_test_0 must be given together")
+        f0_train = check_targets(fx_train_0, n, "fx_train_0", dtype=np.float64)
+        f0_test = check_targets(fx_test_0, m, "fx_test_0", dtype=np.float64)
+    compute_cov = bool(compute_cov) and f0_train is None and has_prior
+    if compute_cov and times.size * m * m > MAX_COV_ENTRIES:
+        raise ValueError(
+            f"compute_cov: {times.size} times x {m}^2 test pairs exceeds the limit of {MAX_COV_ENTRIES:,} "
+            "covariance entries; pass compute_cov=False (the variance is still returned) or fewer times"
+        )
+    return _Call(kernel, diag_reg, times, scalar, y, yt, f0_train, f0_test, compute_cov)
 
 
-def _posterior_parts(proj, coef, vty, prior_proj, prior_mid, k_prior, compute_cov):
-    """Mean, variance and (optionally) covariance on a set of points for every time.
+def _as_kernel(a, shape, name) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.shape != shape:
+        raise ValueError(f"kernels: {name} must have shape {shape} for these inputs, got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("the kernel of this network is not finite on these inputs (overflow)")
+    return a
 
-    proj = D(x*, X) V, prior_proj = V^T K(X, x*), prior_mid = V^T K_mid V, k_prior = K(x*, x*)."""
-    k_diag = np.diag(k_prior)
-    mean = (coef * vty) @ proj.T                                    # (T, m)
-    var = np.empty_like(mean)
-    cov = np.empty((coef.shape[0], proj.shape[0], proj.shape[0])) if compute_cov else None
-    for k in range(coef.shape[0]):
-        r = proj * coef[k]                                          # A V = D(x*,X) V diag(c)
-        h = 0.5 * (r @ prior_mid) - prior_proj.T                    # so that cov = K + H R^T + R H^T
-        var[k] = k_diag + 2.0 * np.einsum("ij,ij->i", h, r)
-        if compute_cov:
-            hr = h @ r.T
-            cov[k] = k_prior + hr + hr.T
-    return mean, var, cov
 
+# ---------------------------------------------------------------------------------------------
+# Training side: one eigendecomposition
+# ---------------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class _Factorization:
-    """Everything ntk_gp needs from the training set alone (reused across x_test and t)."""
+    """Everything the posterior needs from the training set alone (reused across x_test and t)."""
 
-    nngp_dd: np.ndarray
-    lam: np.ndarray          # eigenvalues of the regularised dynamics kernel, clipped > 0
-    lam_unreg: np.ndarray    # the same minus reg (eigenvalues of the unregularised kernel)
+    nngp_dd: Optional[np.ndarray]
+    lam: np.ndarray                 # eigenvalues of the regularised dynamics kernel, clipped > 0
+    lam_unreg: np.ndarray           # the same minus reg (eigenvalues of the unregularised kernel)
     vecs: np.ndarray
-    vt_k: np.ndarray         # V^T K(X, X)
-    prior_mid: np.ndarray    # V^T K_mid V  (K_mid = K, or K + reg I for "nngp")
+    vt_k: Optional[np.ndarray]      # V^T K(X, X)         (None without the NNGP)
+    prior_mid: Optional[np.ndarray]  # V^T K_mid V  (K_mid = K, or K + reg I for "nngp")
     reg: float
     cond: float
     warning: Optional[str]
     zero: bool
 
 
-def _factorize(nngp_dd, ntk_dd, kernel, diag_reg) -> _Factorization:
-    for a in (nngp_dd, ntk_dd):
-        if not np.all(np.isfinite(a)):
-            raise ValueError("the kernel of this network is not finite on these inputs (overflow)")
-    n = nngp_dd.shape[0]
-    dyn_dd = ntk_dd if kernel == "ntk" else nngp_dd
+def _factorize(dyn_dd, nngp_dd, kernel, diag_reg) -> _Factorization:
+    """Eigendecomposition of the regularised training kernel (dyn_dd: NTK or NNGP, finite float64)."""
+    n = dyn_dd.shape[0]
     dyn_dd = 0.5 * (dyn_dd + dyn_dd.T)
     reg = diag_reg * float(np.mean(np.diag(dyn_dd)))
     # One BLAS thread for LAPACK: multi-threaded eigh slows down 20x or more when the cores are shared.
@@ -173,42 +209,168 @@ def _factorize(nngp_dd, ntk_dd, kernel, diag_reg) -> _Factorization:
         lam = np.maximum(lam, floor)
     # Prior of the initial function: K on the training set (for "nngp", the observation covariance K + reg I,
     # so that t = inf is exactly the GP posterior with noise variance reg).
-    vt_k = vecs.T @ nngp_dd
-    prior_mid = vt_k @ vecs
-    if kernel == "nngp":
-        prior_mid = prior_mid + reg * np.eye(n)
+    vt_k = prior_mid = None
+    if nngp_dd is not None:
+        vt_k = vecs.T @ nngp_dd
+        prior_mid = vt_k @ vecs
+        if kernel == "nngp":
+            prior_mid = prior_mid + reg * np.eye(n)
     for a in (nngp_dd, lam, lam_unreg, vecs, vt_k, prior_mid):
-        a.setflags(write=False)       # shared through the cache
+        if a is not None:
+            a.setflags(write=False)       # shared through the cache
     return _Factorization(nngp_dd, lam, lam_unreg, vecs, vt_k, prior_mid, reg, cond, warning, zero)
 
 
-_CACHE: "collections.OrderedDict" = collections.OrderedDict()
-_CACHE_LOCK = threading.Lock()
+# ---------------------------------------------------------------------------------------------
+# Test side: mean, variance, covariance for every time
+# ---------------------------------------------------------------------------------------------
+def _coefficients(lam, times, n):
+    """c[k, i] = (1 - exp(-lam_i t_k / n)) / lam_i, with t = inf giving 1 / lam_i."""
+    out = np.empty((times.size, lam.size))
+    for k, t in enumerate(times):
+        if math.isinf(t):
+            out[k] = 1.0 / lam
+        else:
+            out[k] = -np.expm1(-lam * (t / n)) / lam
+    return out
+
+
+def _variance(proj, coef, prior_proj, prior_mid, k_prior, compute_cov):
+    """Variance and (optionally) covariance on a set of points for every time.
+
+    proj = D(x*, X) V, prior_proj = V^T K(X, x*), prior_mid = V^T K_mid V, k_prior = K(x*, x*)."""
+    k_diag = np.diag(k_prior)
+    var = np.empty((coef.shape[0], proj.shape[0]))
+    cov = np.empty((coef.shape[0], proj.shape[0], proj.shape[0])) if compute_cov else None
+    for k in range(coef.shape[0]):
+        r = proj * coef[k]                                          # A V = D(x*,X) V diag(c)
+        h = 0.5 * (r @ prior_mid) - prior_proj.T                    # so that cov = K + H R^T + R H^T
+        var[k] = k_diag + 2.0 * np.einsum("ij,ij->i", h, r)
+        if compute_cov:
+            hr = h @ r.T
+            cov[k] = k_prior + hr + hr.T
+    return np.maximum(var, 0.0), cov
+
+
+def _half_mse(mu, target):
+    return 0.5 * np.mean((mu - target) ** 2, axis=-1)
+
+
+def _posterior(fact: _Factorization, call: _Call, dyn_td, nngp_td, nngp_tt) -> NTKGPPosterior:
+    """Seed 003 Thm 5.1 on the test points from the training-side factorisation (module docstring).
+
+    dyn_td: D(x*, X), the training kernel between test and training points; nngp_td, nngp_tt: K(x*, X),
+    K(x*, x*) or None (mean only)."""
+    n = fact.vecs.shape[0]
+    vecs = fact.vecs
+    coef = _coefficients(fact.lam, call.times, n)
+    vty = vecs.T @ (call.y if call.f0_train is None else call.y - call.f0_train)
+    proj_test = (dyn_td * (0.0 if fact.zero else 1.0)) @ vecs
+    proj_train = vecs * fact.lam_unreg                           # Theta(X, X) V = V diag(lam - reg)
+    mean = (coef * vty) @ proj_test.T                            # (T, m)
+    mean_tr = (coef * vty) @ proj_train.T
+    var = var_tr = cov = None
+    if call.f0_train is not None:
+        mean, mean_tr = mean + call.f0_test, mean_tr + call.f0_train
+    elif fact.prior_mid is not None and nngp_td is not None:
+        var, cov = _variance(proj_test, coef, vecs.T @ nngp_td.T, fact.prior_mid, nngp_tt, call.compute_cov)
+        var_tr, _ = _variance(proj_train, coef, fact.vt_k, fact.prior_mid, fact.nngp_dd, False)
+
+    train_loss = _half_mse(mean_tr, call.y)
+    test_loss = None if call.y_test is None else _half_mse(mean, call.y_test)
+    exp_train = None if var_tr is None else train_loss + 0.5 * var_tr.mean(axis=-1)
+    exp_test = None if (test_loss is None or var is None) else test_loss + 0.5 * var.mean(axis=-1)
+
+    def squeeze(a):
+        return a[0] if (call.scalar and a is not None) else a
+
+    return NTKGPPosterior(
+        t=call.times[0] if call.scalar else call.times,
+        kernel=call.kernel,
+        mean=squeeze(mean),
+        cov=squeeze(cov),
+        var=squeeze(var),
+        mean_train=squeeze(mean_tr),
+        var_train=squeeze(var_tr),
+        train_loss=squeeze(train_loss),
+        test_loss=squeeze(test_loss),
+        expected_train_loss=squeeze(exp_train),
+        expected_test_loss=squeeze(exp_test),
+        reg=fact.reg,
+        condition_number=fact.cond,
+        warning=fact.warning,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+# ---------------------------------------------------------------------------------------------
+def ntk_gp_posterior(
+    kernels: GPKernels,
+    y_train,
+    t=np.inf,
+    kernel: str = "ntk",
+    diag_reg: float = 1e-4,
+    y_test=None,
+    compute_cov: bool = True,
+    fx_train_0=None,
+    fx_test_0=None,
+) -> NTKGPPosterior:
+    """NTK-GP (or NNGP) predictive distribution at time(s) t from kernel matrices (module docstring).
+
+    Args:
+      kernels: a `GPKernels`; the training kernel of `kernel` on train-train and test-train is required,
+        the three NNGP kernels give the variance and covariance.
+      y_train: (n,) or (n, 1) targets.  t: scalar, array or np.inf (t = lr * steps of `nc.train`).
+      kernel: "ntk" (gradient descent on every layer) or "nngp" (readout only; the GP posterior at t = inf).
+      diag_reg: regularisation relative to the mean diagonal of the training kernel.
+      y_test: optional test targets for `test_loss`.  compute_cov: also return the full covariance.
+      fx_train_0, fx_test_0: outputs of one network at initialisation; then `mean` is that network's
+        linearised trajectory fx_test_0 + A (Y - fx_train_0) and no variance is returned.
+    Returns an `NTKGPPosterior`."""
+    if not isinstance(kernels, GPKernels):
+        raise ValueError(f"kernels must be an nc.GPKernels, got {type(kernels).__name__}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}")
+    dyn = kernel
+    dyn_dd, dyn_td = getattr(kernels, f"{dyn}_train_train"), getattr(kernels, f"{dyn}_test_train")
+    if dyn_dd is None or dyn_td is None:
+        raise ValueError(f"kernels: kernel={kernel!r} needs {dyn}_train_train and {dyn}_test_train")
+    n, m = np.shape(dyn_dd)[0], np.shape(dyn_td)[0]
+    call = _check_call(n, m, y_train, t, kernel, diag_reg, y_test, compute_cov, fx_train_0, fx_test_0,
+                       kernels.has_prior())
+    dyn_dd = _as_kernel(dyn_dd, (n, n), f"{dyn}_train_train")
+    dyn_td = _as_kernel(dyn_td, (m, n), f"{dyn}_test_train")
+    nngp_dd = nngp_td = nngp_tt = None
+    if kernels.has_prior():
+        nngp_dd = _as_kernel(kernels.nngp_train_train, (n, n), "nngp_train_train")
+        nngp_td = _as_kernel(kernels.nngp_test_train, (m, n), "nngp_test_train")
+        nngp_tt = _as_kernel(kernels.nngp_test_test, (m, m), "nngp_test_test")
+    fact = _factorize(dyn_dd, nngp_dd, call.kernel, call.diag_reg)
+    return _posterior(fact, call, dyn_td, nngp_td, nngp_tt)
+
+
+_FACTORIZATIONS = LRUCache(CACHE_ENTRIES)
 
 
 def _train_factorization(spec, x_train, kernel, diag_reg) -> _Factorization:
     """_factorize on the infinite-width kernels of x_train, memoised (LRU, small training sets only):
     the UI asks for many times and test grids on one training set, like Neural Tangents' predictor."""
     x = np.ascontiguousarray(x_train)
-    cacheable = x.shape[0] <= CACHE_MAX_TRAIN
     key = None
-    if cacheable:
+    if x.shape[0] <= CACHE_MAX_TRAIN:
         try:
             key = (hash(spec), kernel, diag_reg, x.shape, x.dtype.str, hashlib.sha1(x.tobytes()).hexdigest())
         except TypeError:          # an unhashable custom activation
             key = None
-    if key is not None:
-        with _CACHE_LOCK:
-            if key in _CACHE:
-                _CACHE.move_to_end(key)
-                return _CACHE[key]
-    k_dd = infinite_kernels(spec, x_train)
-    fact = _factorize(np.asarray(k_dd.nngp, np.float64), np.asarray(k_dd.ntk, np.float64), kernel, diag_reg)
-    if key is not None:
-        with _CACHE_LOCK:
-            _CACHE[key] = fact
-            while len(_CACHE) > CACHE_ENTRIES:
-                _CACHE.popitem(last=False)
+    fact = None if key is None else _FACTORIZATIONS.get(key)
+    if fact is None:
+        k_dd = infinite_kernels(spec, x_train)
+        nngp_dd = _as_kernel(k_dd.nngp, (x.shape[0],) * 2, "nngp_train_train")
+        ntk_dd = _as_kernel(k_dd.ntk, (x.shape[0],) * 2, "ntk_train_train")
+        fact = _factorize(ntk_dd if kernel == "ntk" else nngp_dd, nngp_dd, kernel, diag_reg)
+        if key is not None:
+            _FACTORIZATIONS.put(key, fact)
     return fact
 
 
@@ -224,101 +386,18 @@ def ntk_gp(
     compute_cov: bool = True,
     fx_train_0=None,
     fx_test_0=None,
-    kernels=None,
 ) -> NTKGPPosterior:
-    """NTK-GP (or NNGP) predictive distribution on x_test at time(s) t (scalar, array, or np.inf).
+    """NTK-GP (or NNGP) predictive distribution of an infinitely wide `spec` on x_test at time(s) t.
 
-    See the module docstring for the formula, the time convention (t = lr * steps of `nc.train`) and the
-    regularisation. fx_train_0, fx_test_0: outputs of one network at initialisation; then `mean` is that
-    network's linearised trajectory fx_test_0 + A (Y - fx_train_0) and no covariance is returned.
-    kernels: optional precomputed (nngp_dd, ntk_dd, nngp_td, ntk_td, nngp_tt) to skip nc.infinite_kernels."""
+    `ntk_gp_posterior` on the kernels of `nc.infinite_kernels(spec, ...)` (same arguments); the training
+    side (kernel and eigendecomposition) is memoised for training sets of up to CACHE_MAX_TRAIN points."""
     if not isinstance(spec, (MLP, CNN)):
         raise ValueError(f"spec must be an nc.MLP or nc.CNN, got {type(spec).__name__}")
-    if kernel not in ("ntk", "nngp"):
-        raise ValueError(f"kernel must be 'ntk' or 'nngp', got {kernel!r}")
-    try:
-        diag_reg = float(diag_reg)
-    except (TypeError, ValueError):
-        raise ValueError(f"diag_reg must be a number, got {diag_reg!r}") from None
-    if not math.isfinite(diag_reg) or diag_reg < 0:
-        raise ValueError(f"diag_reg must be a finite number >= 0, got {diag_reg}")
-    times, scalar = _times(t)
     n, m = len(x_train), len(x_test)
-    if n < 1 or m < 1:
-        raise ValueError("x_train and x_test must contain at least one point")
-    if n > MAX_TRAIN:
-        raise ValueError(f"x_train has {n} points, more than the limit of {MAX_TRAIN}")
-    if m > MAX_TEST:
-        raise ValueError(f"x_test has {m} points, more than the limit of {MAX_TEST}")
-    y = _targets(y_train, n, "y_train")
-    yt = None if y_test is None else _targets(y_test, m, "y_test")
-    given_f0 = fx_train_0 is not None or fx_test_0 is not None
-    if given_f0:
-        if fx_train_0 is None or fx_test_0 is None:
-            raise ValueError("fx_train_0 and fx_test_0 must be given together")
-        f0_train = _targets(fx_train_0, n, "fx_train_0")
-        f0_test = _targets(fx_test_0, m, "fx_test_0")
-        compute_cov = False
-    if compute_cov and times.size * m * m > MAX_COV_ENTRIES:
-        raise ValueError(
-            f"compute_cov: {times.size} times x {m}^2 test pairs exceeds the limit of {MAX_COV_ENTRIES:,} "
-            "covariance entries; pass compute_cov=False (the variance is still returned) or fewer times"
-        )
-
-    if kernels is None:
-        fact = _train_factorization(spec, x_train, kernel, diag_reg)
-        k_td = infinite_kernels(spec, x_test, x_train)
-        nngp_td, ntk_td = k_td.nngp, k_td.ntk
-        nngp_tt = infinite_kernels(spec, x_test).nngp
-    else:
-        nngp_dd, ntk_dd, nngp_td, ntk_td, nngp_tt = kernels
-        fact = _factorize(np.asarray(nngp_dd, np.float64), np.asarray(ntk_dd, np.float64), kernel, diag_reg)
-    nngp_td, ntk_td, nngp_tt = (np.asarray(a, dtype=np.float64) for a in (nngp_td, ntk_td, nngp_tt))
-    if nngp_td.shape != (m, n) or ntk_td.shape != (m, n) or nngp_tt.shape != (m, m) or fact.vecs.shape != (n, n):
-        raise ValueError("kernels have the wrong shapes for x_train and x_test")
-    for a in (nngp_td, ntk_td, nngp_tt):
-        if not np.all(np.isfinite(a)):
-            raise ValueError("the kernel of this network is not finite on these inputs (overflow)")
-
-    dyn_td = (ntk_td if kernel == "ntk" else nngp_td) * (0.0 if fact.zero else 1.0)
-    vecs = fact.vecs
-    coef = _coefficients(fact.lam, times, n)
-    vty = vecs.T @ (y - f0_train if given_f0 else y)
-    proj_test = dyn_td @ vecs
-    proj_train = vecs * fact.lam_unreg                           # Theta(X, X) V = V diag(lam - reg)
-    mean, var, cov = _posterior_parts(proj_test, coef, vty, vecs.T @ nngp_td.T, fact.prior_mid, nngp_tt,
-                                      compute_cov)
-    mean_tr, var_tr, _ = _posterior_parts(proj_train, coef, vty, fact.vt_k, fact.prior_mid, fact.nngp_dd, False)
-    reg, cond, warning = fact.reg, fact.cond, fact.warning
-    if given_f0:
-        mean, mean_tr, var, var_tr = mean + f0_test, mean_tr + f0_train, None, None
-    else:
-        var, var_tr = np.maximum(var, 0.0), np.maximum(var_tr, 0.0)
-
-    def loss(mu, target):
-        return 0.5 * np.mean((mu - target) ** 2, axis=-1)
-
-    train_loss = loss(mean_tr, y)
-    test_loss = None if yt is None else loss(mean, yt)
-    exp_train = None if var_tr is None else train_loss + 0.5 * var_tr.mean(axis=-1)
-    exp_test = None if (yt is None or var is None) else test_loss + 0.5 * var.mean(axis=-1)
-
-    def squeeze(a):
-        return a[0] if (scalar and a is not None) else a
-
-    return NTKGPPosterior(
-        t=times[0] if scalar else times,
-        kernel=kernel,
-        mean=squeeze(mean),
-        cov=squeeze(cov),
-        var=squeeze(var),
-        mean_train=squeeze(mean_tr),
-        var_train=squeeze(var_tr),
-        train_loss=squeeze(train_loss),
-        test_loss=squeeze(test_loss),
-        expected_train_loss=squeeze(exp_train),
-        expected_test_loss=squeeze(exp_test),
-        reg=reg,
-        condition_number=cond,
-        warning=warning,
-    )
+    call = _check_call(n, m, y_train, t, kernel, diag_reg, y_test, compute_cov, fx_train_0, fx_test_0, True)
+    fact = _train_factorization(spec, x_train, call.kernel, call.diag_reg)
+    k_td = infinite_kernels(spec, x_test, x_train)
+    nngp_td = _as_kernel(k_td.nngp, (m, n), "nngp_test_train")
+    ntk_td = _as_kernel(k_td.ntk, (m, n), "ntk_test_train")
+    nngp_tt = _as_kernel(infinite_kernels(spec, x_test).nngp, (m, m), "nngp_test_test")
+    return _posterior(fact, call, ntk_td if call.kernel == "ntk" else nngp_td, nngp_td, nngp_tt)

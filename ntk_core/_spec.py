@@ -9,8 +9,9 @@ Conventions follow Neural Tangents' NTK parameterization (see ../shared/referenc
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable, Union
+
+from ._validation import check_int, check_number
 
 ActivationLike = Union[str, Callable]
 
@@ -24,28 +25,6 @@ LEAKY_RELU_SLOPE = 0.1
 MAX_DEPTH = 100_000
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__")
-    ):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
-
-
-def _check_std(name: str, value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
-
-
 def _check_activation(value) -> ActivationLike:
     if callable(value):
         return value
@@ -54,31 +33,6 @@ def _check_activation(value) -> ActivationLike:
     raise ValueError(
         f"activation must be one of {', '.join(ACTIVATIONS)} or an elementwise callable, got {value!r}"
     )
-
-
-def check_targets(y, n: int, name: str, dtype=None):
-    """Targets as a finite vector of length n; accepts shape (n,) or (n, 1)."""
-    import numpy as np
-
-    y = np.asarray(y, dtype=dtype)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"{name} must have shape ({n},) or ({n}, 1), got {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return y
-
-
-def check_lr(lr) -> float:
-    """A learning rate: a finite positive number."""
-    try:
-        lr = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"lr must be a number, got {lr!r}") from None
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a finite positive number, got {lr}")
-    return lr
 
 
 def activation_name(activation: ActivationLike) -> str:
@@ -96,10 +50,10 @@ class MLP:
     activation: ActivationLike = "erf"
 
     def __post_init__(self):
-        object.__setattr__(self, "depth", _check_int("depth", self.depth, 0, MAX_DEPTH))
-        object.__setattr__(self, "width", _check_int("width", self.width, 1))
-        object.__setattr__(self, "w_std", _check_std("w_std", self.w_std))
-        object.__setattr__(self, "b_std", _check_std("b_std", self.b_std))
+        object.__setattr__(self, "depth", check_int("depth", self.depth, 0, MAX_DEPTH))
+        object.__setattr__(self, "width", check_int("width", self.width, 1))
+        object.__setattr__(self, "w_std", check_number("w_std", self.w_std))
+        object.__setattr__(self, "b_std", check_number("b_std", self.b_std))
         object.__setattr__(self, "activation", _check_activation(self.activation))
 
 
@@ -116,10 +70,10 @@ class CNN:
     readout: str = "gap"
 
     def __post_init__(self):
-        object.__setattr__(self, "depth", _check_int("depth", self.depth, 0, MAX_DEPTH))
-        object.__setattr__(self, "channels", _check_int("channels", self.channels, 1))
-        object.__setattr__(self, "w_std", _check_std("w_std", self.w_std))
-        object.__setattr__(self, "b_std", _check_std("b_std", self.b_std))
+        object.__setattr__(self, "depth", check_int("depth", self.depth, 0, MAX_DEPTH))
+        object.__setattr__(self, "channels", check_int("channels", self.channels, 1))
+        object.__setattr__(self, "w_std", check_number("w_std", self.w_std))
+        object.__setattr__(self, "b_std", check_number("b_std", self.b_std))
         object.__setattr__(self, "activation", _check_activation(self.activation))
         if self.readout not in ("gap", "flatten"):
             raise ValueError(f"readout must be 'gap' or 'flatten', got {self.readout!r}")

@@ -18,8 +18,12 @@ arrays stay finite.
 Ensembles: one `lax.scan` over steps per network, `vmap` over blocks of networks sized so a block's
 weights stay in cache (`lax.map` over blocks), the networks split over up to MAX_WORKERS threads (XLA runs
 these small products on one core each). The Python loop only runs between chunks of records, where the
-optional `progress(fraction)` callback is called. MLPs with >= 2 hidden layers use hand-written backprop
-with deferred low-rank weight updates (`_mlp_steps`); other specs use `jax.grad` (`_generic_steps`).
+optional `progress(fraction)` callback is called. The step code of each spec comes from
+`_gd.step_function` (hand-written backprop with deferred low-rank updates for deep MLPs, `jax.grad` otherwise).
+
+`train` runs four named steps: `_validate` (arguments -> `_Problem`), `_layout` (networks -> threads and
+vmapped blocks), `_run_chunks` (compiled chunks of steps between progress callbacks) and `_assemble`
+(records -> `TrainRun`).
 """
 from __future__ import annotations
 
@@ -36,28 +40,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._finite import (
-    _as_inputs,
-    _check_spec,
-    _init,
-    _input_shape,
-    _mlp_activations_and_deltas,
-    _ntk_jacobian_block,
+    as_inputs,
+    check_spec,
     count_params,
+    draw_params,
     forward,
+    input_shape,
+    mlp_activations_and_deltas,
+    ntk_jacobian_block,
 )
-from ._activations import activation_fn
-from ._spec import MLP, check_lr, check_targets
+from ._gd import GDState, step_function
+from ._spec import MLP
+from ._validation import (
+    MAX_SEEDS,
+    MAX_STEPS,
+    MAX_TRAIN_POINTS,
+    check_count,
+    check_int,
+    check_lr,
+    check_seeds,
+    check_targets,
+)
 
-# Size limits (ValueError naming the field when exceeded).
-MAX_SEEDS = 1_000
+# Size limits (ValueError naming the field when exceeded); MAX_TRAIN_POINTS, MAX_SEEDS, MAX_STEPS in _validation.
 MAX_ENSEMBLE_PARAMS = 300_000_000        # networks x parameters held at once (1.2 GB in float32)
-MAX_STEPS = 10_000_000
-MAX_TRAIN_POINTS = 20_000
 MAX_RECORDED_VALUES = 100_000_000        # networks x records x (train + test points)
 LAMBDA_PER_NET_POINTS = 256              # above this many training points lambda_max comes from network 0
 MAX_WORKERS = 2                          # threads running parts of an ensemble concurrently
 CACHE_BUDGET = 8 * 2**20                 # bytes of weights per block of networks run together
-BLOWUP_FACTOR = 1e8                      # a loss above BLOWUP_FACTOR * (initial loss + 1) counts as diverged
 
 
 @dataclasses.dataclass
@@ -98,12 +108,109 @@ class TrainRun:
         return jax.tree_util.tree_map(lambda p: p[i], self.params)
 
 
-def _loss(spec, params, x, y):
-    f = forward(spec, params, x)[:, 0]
-    return 0.5 * jnp.mean((f - y) ** 2)
+# ---------------------------------------------------------------------------------------------
+# Step 1: validate
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Problem:
+    """The validated arguments of `train` (inputs and targets on the device, in `dtype`)."""
+
+    spec: object
+    x: jax.Array
+    y: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    lr: float
+    steps: int
+    batch_size: Optional[int]
+    record_every: int
+    seeds: np.ndarray
+    input_shape: tuple
+    dtype: np.dtype
+
+    @property
+    def n_nets(self) -> int:
+        return int(self.seeds.size)
 
 
+def record_steps(steps: int, record_every: int) -> np.ndarray:
+    """Step counts of the records: 0, record_every, 2 record_every, ... and `steps` itself."""
+    n_full, rest = divmod(steps, record_every)
+    return np.concatenate([np.arange(n_full + 1) * record_every, [steps] if rest else []]).astype(np.int64)
+
+
+def _validate(spec, x, y, x_test, y_test, lr, steps, batch_size, seeds, record_every, dtype) -> _Problem:
+    check_spec(spec)
+    dtype = jnp.dtype(dtype)
+    x = as_inputs(spec, x, "x", dtype)
+    x_test = as_inputs(spec, x_test, "x_test", dtype)
+    if x_test.shape[1:] != x.shape[1:]:
+        raise ValueError(f"x_test must have the same feature shape as x, got {x_test.shape[1:]} and {x.shape[1:]}")
+    n = check_count("x", x.shape[0], MAX_TRAIN_POINTS)
+    y = check_targets(y, n, "y")
+    y_test = check_targets(y_test, x_test.shape[0], "y_test")
+    lr = check_lr(lr)
+    steps = check_int("steps", steps, 0, MAX_STEPS)
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, 1, n)
+        batch_size = None if batch_size == n else batch_size
+    if record_every is None:
+        record_every = max(1, steps // 100)
+    record_every = min(check_int("record_every", record_every, 1), max(steps, 1))
+    seeds = check_seeds(seeds, MAX_SEEDS)
+    shape = input_shape(spec, tuple(int(s) for s in x.shape[1:]))
+    n_params = count_params(spec, shape)
+    if n_params * seeds.size > MAX_ENSEMBLE_PARAMS:
+        raise ValueError(
+            f"seeds: {seeds.size} networks x {n_params:,} parameters exceeds the limit of "
+            f"{MAX_ENSEMBLE_PARAMS:,}; use fewer seeds or a smaller width"
+        )
+    n_records = record_steps(steps, record_every).size
+    if seeds.size * n_records * (n + x_test.shape[0] + 2) > MAX_RECORDED_VALUES:
+        raise ValueError(
+            f"record_every: {n_records} records x {seeds.size} networks x {n + x_test.shape[0]} points "
+            f"exceeds the limit of {MAX_RECORDED_VALUES:,} recorded values; record less often"
+        )
+    return _Problem(spec, x, jnp.asarray(y, dtype), x_test, jnp.asarray(y_test, dtype), lr, steps, batch_size,
+                    record_every, seeds, shape, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 2: lay the ensemble out over threads and vmapped blocks
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """`workers` threads each run `per_worker` networks, `block` at a time (vmapped); `seeds` is padded
+    with copies of the last seed to workers * per_worker networks."""
+
+    workers: int
+    block: int
+    per_worker: int
+    seeds: np.ndarray
+
+
+def _block_size(spec, shape, dtype) -> int:
+    """Networks per vmapped block so that a block's weights (twice: B and B^T) fit CACHE_BUDGET."""
+    n_params = count_params(spec, shape)
+    return max(1, CACHE_BUDGET // (2 * n_params * jnp.dtype(dtype).itemsize))
+
+
+def ensemble_layout(seeds: np.ndarray, max_block: int, cpus: int) -> _Layout:
+    """Split the networks of `seeds` over min(cpus, MAX_WORKERS) threads (XLA runs these small batched
+    products on one core each) in blocks of at most max_block networks."""
+    n_nets = seeds.size
+    workers = max(1, min(cpus, MAX_WORKERS, n_nets))
+    block = max(1, min(-(-n_nets // workers), max_block))
+    per_worker = -(-n_nets // (workers * block)) * block
+    padded = np.concatenate([seeds, np.repeat(seeds[-1:], workers * per_worker - n_nets)])
+    return _Layout(workers, block, per_worker, padded)
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 3: initialise and run the compiled chunks
+# ---------------------------------------------------------------------------------------------
 def _record(spec, params, x, y, x_test, y_test):
+    """Train loss, test loss, f(x_train), f(x_test), with overflow mapped to the largest finite float."""
     f = forward(spec, params, jnp.concatenate([x, x_test], axis=0))[:, 0]
     f_train, f_test = f[: x.shape[0]], f[x.shape[0]:]
     big = jnp.finfo(f.dtype).max
@@ -114,172 +221,34 @@ def _record(spec, params, x, y, x_test, y_test):
     return train_loss, test_loss, f_train, f_test
 
 
-def _minibatch(x, y, key, batch_size):
-    if batch_size is None:
-        return x, y, key
-    key, sub = jax.random.split(key)
-    idx = jax.random.permutation(sub, x.shape[0])[:batch_size]
-    return x[idx], y[idx], key
-
-
-def _guard(alive, loss, loss_ref, stopped_at, step):
-    """Freeze a network whose loss is no longer finite or has grown by BLOWUP_FACTOR."""
-    ok = alive & jnp.isfinite(loss) & (loss <= BLOWUP_FACTOR * (loss_ref + 1.0))
-    return ok, jnp.where(alive & ~ok, jnp.asarray(step).astype(stopped_at.dtype), stopped_at)
-
-
-def _generic_steps(spec, lr, batch_size, n_steps, x, y, carry, step0):
-    """n_steps of GD/SGD with jax.grad (any architecture)."""
-    loss_grad = jax.value_and_grad(functools.partial(_loss, spec))
-
-    def step(carry, i):
-        params, key, alive, loss_ref, stopped_at = carry
-        xb, yb, key = _minibatch(x, y, key, batch_size)
-        loss, grads = loss_grad(params, xb, yb)
-        alive, stopped_at = _guard(alive, loss, loss_ref, stopped_at, step0 + i)
-        scale = jnp.where(alive, lr, 0.0).astype(loss.dtype)
-        params = jax.tree_util.tree_map(lambda p, g: p - scale * g, params, grads)
-        return (params, key, alive, loss_ref, stopped_at), None
-
-    return jax.lax.scan(step, carry, jnp.arange(n_steps))[0]
-
-
-def _mlp_steps(spec, lr, batch_size, n_steps, window, x, y, carry, step0):
-    """n_steps of GD/SGD for an MLP with hand-written backprop and deferred low-rank weight updates.
-
-    A hidden-to-hidden weight matrix receives a rank-(batch) update per step, W <- W - lr s a^T g.
-    Within a window of `window` steps the updates are kept as factors, W = B + U^T V (U: rows
-    -lr s a, V: rows g), so each step costs two products with the fixed B (forward a B, backward
-    g B^T, with B^T kept too) plus thin products with U and V; at the end of the window B += U^T V (one GEMM)
-    and B^T is refreshed. Exact in exact arithmetic; it replaces three memory-bound passes over W per
-    step by two cache-friendly ones. U, V are also kept transposed so that no product needs a copy."""
-    phi = activation_fn(spec.activation)
-    w_std, b_std = float(spec.w_std), float(spec.b_std)
-    params, key, alive, loss_ref, stopped_at = carry
-    n_layers = len(params)
-    mids = list(range(1, n_layers - 1))
-    rows = x.shape[0] if batch_size is None else batch_size
-    dtype = params[0]["w"].dtype
-    dus = jax.lax.dynamic_update_slice
-
-    def one_step(state, i, j):
-        params, bt, low, key, alive, stopped_at = state
-        xb, yb, key = _minibatch(x, y, key, batch_size)
-        slot = j * rows
-        inputs, derivs, low = [], [], dict(low)
-        a = xb
-        for l, layer in enumerate(params[:-1]):
-            inputs.append(a)
-            s = w_std / math.sqrt(a.shape[-1])
-            z = a @ layer["w"]
-            if l in low:
-                u, ut, v, vt = low[l]
-                # This step's U rows are written now (its V rows are still zero, so they add nothing).
-                a_scaled = -lr * s * a
-                u, ut = dus(u, a_scaled, (slot, 0)), dus(ut, a_scaled.T, (0, slot))
-                low[l] = (u, ut, v, vt)
-                z = z + (a @ ut) @ v
-            h = s * z + b_std * layer["b"]
-            a, d = jax.jvp(phi, (h,), (jnp.ones_like(h),))
-            derivs.append(d)
-        inputs.append(a)
-        f = (w_std / math.sqrt(a.shape[-1])) * (a @ params[-1]["w"]) + b_std * params[-1]["b"]
-        resid = f[:, 0] - yb
-        loss = 0.5 * jnp.mean(resid**2)
-        alive, stopped_at = _guard(alive, loss, loss_ref, stopped_at, step0 + i)
-        on = alive.astype(dtype)
-        g = (on / rows) * resid[:, None]          # d loss / d h^{L+1}, zero once frozen
-        new_params = list(params)
-        for l in range(n_layers - 1, -1, -1):
-            a_in = inputs[l]
-            s = w_std / math.sqrt(a_in.shape[-1])
-            if l > 0:
-                if l in low:
-                    u, ut, v, vt = low[l]
-                    back = g @ bt[l] + (g @ vt) @ u
-                else:
-                    back = g @ params[l]["w"].T
-                g_next = s * back * derivs[l - 1]
-            b_new = params[l]["b"] - (lr * b_std) * g.sum(0)
-            if l in low:
-                low[l] = (u, ut, dus(v, g, (slot, 0)), dus(vt, g.T, (0, slot)))
-                new_params[l] = {"w": params[l]["w"], "b": b_new}
-            else:
-                new_params[l] = {"w": params[l]["w"] - (lr * s) * (a_in.T @ g), "b": b_new}
-            if l > 0:
-                g = g_next
-        return (new_params, bt, low, key, alive, stopped_at), None
-
-    def one_window(state, w0):
-        params, bt, key, alive, stopped_at = state
-        width = params[0]["w"].shape[1]
-        zeros, zeros_t = jnp.zeros((window * rows, width), dtype), jnp.zeros((width, window * rows), dtype)
-        low = {l: (zeros, zeros_t, zeros, zeros_t) for l in mids}
-
-        def step(st, j):
-            return one_step(st, w0 + j, j)
-
-        (params, bt, low, key, alive, stopped_at), _ = jax.lax.scan(
-            step, (params, bt, low, key, alive, stopped_at), jnp.arange(window)
-        )
-        params, bt = list(params), dict(bt)
-        for l in mids:
-            u, ut, v, vt = low[l]
-            w_new = params[l]["w"] + ut @ v
-            params[l] = {"w": w_new, "b": params[l]["b"]}
-            bt[l] = w_new.T
-        return (params, bt, key, alive, stopped_at), None
-
-    bt = {l: params[l]["w"].T for l in mids}
-    state = (params, bt, key, alive, stopped_at)
-    state, _ = jax.lax.scan(one_window, state, jnp.arange(n_steps // window) * window)
-    params, _, key, alive, stopped_at = state
-    return params, key, alive, loss_ref, stopped_at
-
-
-def _window_size(spec, record_every, rows):
-    """Deferred-update window of _mlp_steps: the largest divisor of record_every with
-    window * rows <= width / 4 (so the thin products stay cheap), at most 16; 0 = use _generic_steps."""
-    if not isinstance(spec, MLP) or spec.depth < 2:
-        return 0
-    limit = min(16, spec.width // (4 * rows))
-    if limit < 2:
-        return 0
-    return max(d for d in range(1, limit + 1) if record_every % d == 0)
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5), donate_argnums=(6,))
 def _advance(spec, lr, batch_size, record_every, n_records, block, state, x, y, x_test, y_test):
     """n_records x [record_every steps, record] for every network of `state` (leading axis).
 
     Networks run `block` at a time (vmapped), each block through all the steps before the next, so a
     block's weights stay in cache."""
-    window = _window_size(spec, record_every, x.shape[0] if batch_size is None else batch_size)
+    steps = step_function(spec, lr, batch_size, record_every, x.shape[0] if batch_size is None else batch_size)
 
-    def one_net(carry, step0):
-        def record_block(carry, r):
-            s0 = step0 + r * record_every
-            if window:
-                carry = _mlp_steps(spec, lr, batch_size, record_every, window, x, y, carry, s0)
-            else:
-                carry = _generic_steps(spec, lr, batch_size, record_every, x, y, carry, s0)
-            return carry, _record(spec, carry[0], x, y, x_test, y_test)
+    def one_net(gd, step0):
+        def record_block(gd, r):
+            gd = steps(x, y, gd, step0 + r * record_every)
+            return gd, _record(spec, gd.params, x, y, x_test, y_test)
 
-        return jax.lax.scan(record_block, carry, jnp.arange(n_records))
+        return jax.lax.scan(record_block, gd, jnp.arange(n_records))
 
-    carry, step0 = state
-    n_nets = carry[2].shape[0]
-    blocked = jax.tree_util.tree_map(lambda a: a.reshape((n_nets // block, block) + a.shape[1:]), carry)
-    carry, recs = jax.lax.map(jax.vmap(lambda c: one_net(c, step0)), blocked)
+    gd, step0 = state
+    n_nets = gd.alive.shape[0]
+    blocked = jax.tree_util.tree_map(lambda a: a.reshape((n_nets // block, block) + a.shape[1:]), gd)
+    gd, recs = jax.lax.map(jax.vmap(lambda c: one_net(c, step0)), blocked)
     unblock = lambda a: a.reshape((n_nets,) + a.shape[2:])
-    carry = jax.tree_util.tree_map(unblock, carry)
+    gd = jax.tree_util.tree_map(unblock, gd)
     recs = jax.tree_util.tree_map(unblock, recs)
-    return (carry, step0 + n_records * record_every), recs
+    return (gd, step0 + n_records * record_every), recs
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _init_ensemble(spec, shape, dtype, keys, x, y, x_test, y_test):
-    params = jax.vmap(lambda k: _init(spec, shape, dtype, k))(keys)
+    params = jax.vmap(lambda k: draw_params(spec, shape, dtype, k))(keys)
     recs = jax.vmap(lambda p: _record(spec, p, x, y, x_test, y_test))(params)
     return params, recs
 
@@ -288,7 +257,7 @@ def _init_ensemble(spec, shape, dtype, keys, x, y, x_test, y_test):
 def _lambda_max_layers(spec, params, x):
     """Largest eigenvalue of each network's empirical NTK on x (per-layer formula, vmapped)."""
     def one(p):
-        inputs, deltas = _mlp_activations_and_deltas(spec, p, x)
+        inputs, deltas = mlp_activations_and_deltas(spec, p, x)
         theta = 0.0
         for a, d in zip(inputs, deltas):
             theta = theta + (d @ d.T) * ((float(spec.w_std) ** 2 / a.shape[-1]) * (a @ a.T) + float(spec.b_std) ** 2)
@@ -305,28 +274,124 @@ def _lambda_max(spec, params, x, n_nets):
         return np.full(n_nets, float(np.asarray(_lambda_max_layers(spec, p0, x))[0]))
     # CNN: the Jacobian path is costly, use the first network's kernel for all of them.
     p0 = jax.tree_util.tree_map(lambda p: p[0], params)
-    theta = np.asarray(_ntk_jacobian_block(spec, p0, x, x), np.float64)
+    theta = np.asarray(ntk_jacobian_block(spec, p0, x, x), np.float64)
     return np.full(n_nets, np.linalg.eigvalsh(theta)[-1])
 
 
-def _block_size(spec, shape, dtype):
-    """Networks per vmapped block so that a block's weights (twice: B and B^T) fit CACHE_BUDGET."""
-    n_params = count_params(spec, shape)
-    return max(1, CACHE_BUDGET // (2 * n_params * jnp.dtype(dtype).itemsize))
+def critical_lr(lambda_max, n: int) -> np.ndarray:
+    """lr above which GD on the linearised network diverges: 2 n / lambda_max (inf for lambda_max <= 0)."""
+    lam = np.asarray(lambda_max, np.float64)
+    with np.errstate(divide="ignore"):
+        return np.where(lam > 0, 2.0 * n / np.maximum(lam, 1e-300), np.inf)
 
 
-def _seed_array(seeds):
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    try:
-        seeds = np.asarray(list(seeds))
-    except TypeError:
-        raise ValueError(f"seeds must be an integer or a sequence of integers, got {seeds!r}") from None
-    if seeds.ndim != 1 or seeds.size == 0 or not np.issubdtype(seeds.dtype, np.integer):
-        raise ValueError("seeds must be a non-empty sequence of integers")
-    if seeds.size > MAX_SEEDS:
-        raise ValueError(f"seeds has {seeds.size} entries, more than the limit of {MAX_SEEDS}")
-    return seeds
+def _start(p: _Problem, layout: _Layout):
+    """Initial parameters of every (padded) network, their first record, one (GDState, step) per worker,
+    and each real network's critical learning rate."""
+    keys = jax.vmap(lambda s: jax.random.PRNGKey(s))(jnp.asarray(layout.seeds % 2**32, jnp.uint32))
+    params, rec0 = _init_ensemble(p.spec, p.input_shape, p.dtype, keys, p.x, p.y, p.x_test, p.y_test)
+    lam = _lambda_max(p.spec, jax.tree_util.tree_map(lambda a: a[:p.n_nets], params), p.x, p.n_nets)
+    n_padded = layout.seeds.size
+    gd = GDState(params, jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys), jnp.ones(n_padded, bool),
+                 jnp.array(rec0[0]), jnp.full(n_padded, -1, jnp.int32))
+    w = layout.per_worker
+    states = [(jax.tree_util.tree_map(lambda a: a[i * w:(i + 1) * w], gd), jnp.asarray(0, jnp.int32))
+              for i in range(layout.workers)]
+    return states, [np.asarray(r) for r in rec0], critical_lr(lam, p.x.shape[0])
+
+
+def chunk_sizes(n_records: int, n_chunks: int) -> list[int]:
+    """Records per compiled chunk between progress callbacks (at most two distinct sizes)."""
+    per_chunk = max(1, math.ceil(n_records / max(1, n_chunks)))
+    return [min(per_chunk, n_records - done) for done in range(0, n_records, per_chunk)]
+
+
+def _run_chunks(p: _Problem, layout: _Layout, states: list, progress, n_chunks: int):
+    """Advance every worker's networks through all the steps; returns the records of each chunk
+    (lists of train loss, test loss, f(x_train), f(x_test) over all padded networks) and the final states."""
+    records = []
+
+    def run_chunk(every, k):
+        def work(i):
+            return jax.block_until_ready(
+                _advance(p.spec, p.lr, p.batch_size, every, k, layout.block, states[i], p.x, p.y, p.x_test, p.y_test)
+            )
+
+        if layout.workers == 1:
+            outs = [work(0)]
+        else:
+            with ThreadPoolExecutor(layout.workers) as pool:
+                outs = list(pool.map(work, range(layout.workers)))
+        for i, (state, _) in enumerate(outs):
+            states[i] = state
+        records.append([np.concatenate([np.asarray(o[1][j]) for o in outs], axis=0) for j in range(4)])
+
+    n_full, rest = divmod(p.steps, p.record_every)
+    done = 0
+    if progress is not None:
+        progress(0.0)
+    for k in chunk_sizes(n_full, n_chunks):
+        run_chunk(p.record_every, k)
+        done += k
+        if progress is not None:
+            progress(done * p.record_every / max(p.steps, 1))
+    if rest:
+        run_chunk(rest, 1)
+    if progress is not None:
+        progress(1.0)
+    return records, states
+
+
+# ---------------------------------------------------------------------------------------------
+# Step 4: assemble the result
+# ---------------------------------------------------------------------------------------------
+def divergence_warning(lr: float, lr_critical, blown) -> Optional[str]:
+    """A sentence for the UI when lr exceeds some networks' critical value or some losses blew up."""
+    lr_critical, blown = np.asarray(lr_critical), np.asarray(blown)
+    unstable = lr > lr_critical
+    parts = []
+    if np.any(unstable):
+        parts.append(
+            f"learning rate {lr:g} is above the critical value 2n/lambda_max = {np.min(lr_critical):.4g} "
+            f"for {int(np.sum(unstable))} of {unstable.size} networks: gradient descent on the linearised network "
+            "diverges"
+        )
+    if np.any(blown):
+        parts.append(f"the loss blew up for {int(np.sum(blown))} of {blown.size} networks; they were stopped there")
+    return "; ".join(parts) or None
+
+
+def _assemble(p: _Problem, rec0, records, states, lr_critical, keep_params: bool) -> TrainRun:
+    n = p.n_nets
+    final = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0)[:n], *[s[0] for s in states])
+    stopped = np.asarray(final.stopped_at)
+
+    def stack(i):
+        return np.concatenate([rec0[i][:n, None]] + [r[i][:n] for r in records], axis=1)
+
+    train_loss, test_loss, train_pred, test_pred = (stack(i) for i in range(4))
+    step_grid = record_steps(p.steps, p.record_every)
+    blown = stopped >= 0
+    diverged = blown | ((p.lr > lr_critical) & (train_loss[:, -1] > train_loss[:, 0]))
+    warning = divergence_warning(p.lr, lr_critical, blown)
+    if warning is not None:
+        warnings.warn(warning, RuntimeWarning, stacklevel=3)
+    return TrainRun(
+        seeds=p.seeds,
+        steps=step_grid,
+        times=p.lr * step_grid.astype(np.float64),
+        lr=p.lr,
+        batch_size=p.batch_size,
+        train_loss=train_loss,
+        test_loss=test_loss,
+        predictions=test_pred,
+        train_predictions=train_pred,
+        lr_critical=lr_critical,
+        diverged=diverged,
+        diverged_step=stopped.astype(np.int64),
+        warning=warning,
+        params=final.params if keep_params else None,
+    )
 
 
 def train(
@@ -349,138 +414,11 @@ def train(
 
     Full-batch gradient descent if batch_size is None, else minibatch SGD; loss and time convention
     in the module docstring (t = lr * steps). Records every `record_every` steps (default: steps / 100)
-    plus step 0. `progress(fraction)` is called between compiled chunks of training (fraction in
-    [0, 1]). Returns a `TrainRun`."""
-    _check_spec(spec)
-    x = _as_inputs(spec, x, "x", dtype)
-    x_test = _as_inputs(spec, x_test, "x_test", dtype)
-    if x_test.shape[1:] != x.shape[1:]:
-        raise ValueError(f"x_test must have the same feature shape as x, got {x_test.shape[1:]} and {x.shape[1:]}")
-    n = x.shape[0]
-    if n > MAX_TRAIN_POINTS:
-        raise ValueError(f"x has {n} training points, more than the limit of {MAX_TRAIN_POINTS}")
-    y = check_targets(y, n, "y")
-    y_test = check_targets(y_test, x_test.shape[0], "y_test")
-    lr = check_lr(lr)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must be an integer in [0, {MAX_STEPS}], got {steps!r}")
-    steps = int(steps)
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= n:
-            raise ValueError(f"batch_size must be None or an integer in [1, {n}], got {batch_size!r}")
-        batch_size = None if batch_size == n else int(batch_size)
-    if record_every is None:
-        record_every = max(1, steps // 100)
-    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
-        raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
-    record_every = int(min(record_every, max(steps, 1)))
-    seeds = _seed_array(seeds)
-    n_nets = seeds.size
-    shape = _input_shape(spec, tuple(int(s) for s in x.shape[1:]))
-    n_params = count_params(spec, shape)
-    if n_params * n_nets > MAX_ENSEMBLE_PARAMS:
-        raise ValueError(
-            f"seeds: {n_nets} networks x {n_params:,} parameters exceeds the limit of "
-            f"{MAX_ENSEMBLE_PARAMS:,}; use fewer seeds or a smaller width"
-        )
-    n_full, rest = divmod(steps, record_every)
-    n_records = n_full + 1 + (1 if rest else 0)
-    if n_nets * n_records * (n + x_test.shape[0] + 2) > MAX_RECORDED_VALUES:
-        raise ValueError(
-            f"record_every: {n_records} records x {n_nets} networks x {n + x_test.shape[0]} points "
-            f"exceeds the limit of {MAX_RECORDED_VALUES:,} recorded values; record less often"
-        )
-
-    dtype = jnp.dtype(dtype)
-    y_j, yt_j = jnp.asarray(y, dtype), jnp.asarray(y_test, dtype)
-    # Networks are split over worker threads (XLA runs these small batched products on one core
-    # each) and run `block` at a time inside each worker; pad with copies of the last seed.
-    workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS, n_nets))
-    block = max(1, min(-(-n_nets // workers), _block_size(spec, shape, dtype)))
-    per_worker = -(-n_nets // (workers * block)) * block
-    padded = np.concatenate([seeds, np.repeat(seeds[-1:], workers * per_worker - n_nets)])
-    keys = jax.vmap(lambda s: jax.random.PRNGKey(s))(jnp.asarray(padded % 2**32, jnp.uint32))
-    params, rec0 = _init_ensemble(spec, shape, dtype, keys, x, y_j, x_test, yt_j)
-    lam = _lambda_max(spec, jax.tree_util.tree_map(lambda p: p[:n_nets], params), x, n_nets)
-    with np.errstate(divide="ignore"):
-        lr_critical = np.where(lam > 0, 2.0 * n / np.maximum(lam, 1e-300), np.inf)
-    sgd_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    carry = (params, sgd_keys, jnp.ones(padded.size, bool), jnp.array(rec0[0]), jnp.full(padded.size, -1, jnp.int32))
-    states = [
-        (jax.tree_util.tree_map(lambda a: a[i * per_worker:(i + 1) * per_worker], carry), jnp.asarray(0, jnp.int32))
-        for i in range(workers)
-    ]
-    del carry, params
-    records = [[np.asarray(r) for r in rec0]]
-
-    def run_chunk(record_every_, k):
-        def work(i):
-            return jax.block_until_ready(
-                _advance(spec, lr, batch_size, record_every_, k, block, states[i], x, y_j, x_test, yt_j)
-            )
-
-        if workers == 1:
-            outs = [work(0)]
-        else:
-            with ThreadPoolExecutor(workers) as pool:
-                outs = list(pool.map(work, range(workers)))
-        for i, (state, _) in enumerate(outs):
-            states[i] = state
-        records.append([np.concatenate([np.asarray(o[1][j]) for o in outs], axis=0) for j in range(4)])
-
-    # Chunks of records between progress callbacks (at most three compiled shapes).
-    per_chunk = max(1, math.ceil(n_full / max(1, n_chunks)))
-    done = 0
-    if progress is not None:
-        progress(0.0)
-    while done < n_full:
-        k = min(per_chunk, n_full - done)
-        run_chunk(record_every, k)
-        done += k
-        if progress is not None:
-            progress(done * record_every / max(steps, 1))
-    if rest:
-        run_chunk(rest, 1)
-    if progress is not None:
-        progress(1.0)
-    final = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a, axis=0)[:n_nets], *[s[0] for s in states])
-    params, stopped = final[0], np.asarray(final[4])
-
-    def stack(i):
-        first = records[0][i][:n_nets, None]
-        return np.concatenate([first] + [r[i][:n_nets] for r in records[1:]], axis=1)
-
-    train_loss, test_loss = stack(0), stack(1)
-    train_pred, test_pred = stack(2), stack(3)
-    step_grid = np.concatenate([np.arange(n_full + 1) * record_every, [steps] if rest else []]).astype(np.int64)
-    blown = stopped >= 0
-    unstable = lr > lr_critical
-    diverged = blown | (unstable & (train_loss[:, -1] > train_loss[:, 0]))
-    warning = None
-    if np.any(unstable):
-        warning = (
-            f"learning rate {lr:g} is above the critical value 2n/lambda_max = {np.min(lr_critical):.4g} "
-            f"for {int(np.sum(unstable))} of {n_nets} networks: gradient descent on the linearised network "
-            "diverges"
-        )
-    if np.any(blown):
-        msg = f"the loss blew up for {int(np.sum(blown))} of {n_nets} networks; they were stopped there"
-        warning = msg if warning is None else f"{warning}; {msg}"
-    if warning is not None:
-        warnings.warn(warning, RuntimeWarning, stacklevel=2)
-    return TrainRun(
-        seeds=seeds,
-        steps=step_grid,
-        times=lr * step_grid.astype(np.float64),
-        lr=lr,
-        batch_size=batch_size,
-        train_loss=train_loss,
-        test_loss=test_loss,
-        predictions=test_pred,
-        train_predictions=train_pred,
-        lr_critical=lr_critical,
-        diverged=diverged,
-        diverged_step=stopped.astype(np.int64),
-        warning=warning,
-        params=params if keep_params else None,
-    )
+    plus step 0 and the last step. `progress(fraction)` is called between compiled chunks of training
+    (fraction in [0, 1]). Returns a `TrainRun`."""
+    problem = _validate(spec, x, y, x_test, y_test, lr, steps, batch_size, seeds, record_every, dtype)
+    layout = ensemble_layout(problem.seeds, _block_size(problem.spec, problem.input_shape, problem.dtype),
+                             os.cpu_count() or 1)
+    states, rec0, lr_critical = _start(problem, layout)
+    records, states = _run_chunks(problem, layout, states, progress, n_chunks)
+    return _assemble(problem, rec0, records, states, lr_critical, keep_params)

@@ -7,6 +7,7 @@ import ntk_core as nc
 from dashboard import controls
 from dashboard import convergence_cache as cc
 from dashboard import convergence_figures as cfig
+from dashboard import convergence_summary as summary
 from dashboard.figures import COLORS, chart, current_style
 
 WIDTHS = [16, 32, 50, 64, 100, 128, 250, 256, 500, 512, 1000, 1024, 2000, 2048, 4096, 5000, 8192,
@@ -150,7 +151,7 @@ if inf_curve is not None:
         cols = plot_box.columns(len(panels)) if final else None
         live = [] if final else live_slot.container().columns(len(panels))
         for i, (title, rows, tag) in enumerate(panels):
-            summaries = [nc.seed_summary(r) if r.size else None for r in rows]
+            summaries = [summary.seed_summary(r) if r.size else None for r in rows]
             fig = cfig.kernel_vs_angle_figure(title, angles, inf_curve, widths, rows, summaries,
                                               individual=lines, y_range=y_range, style=style)
             if not final:
@@ -169,7 +170,7 @@ if inf_curve is not None:
     live_slot.empty()
     init_rows, trained_rows = draw_angle(final=True)
     if steps and any(r.size for r in trained_rows):
-        moves = [f"width {w:,}: {100 * nc.relative_change(a, b):.2f} %"
+        moves = [f"width {w:,}: {100 * summary.relative_change(a, b):.2f} %"
                  for w, a, b in zip(widths, init_rows, trained_rows) if b.size]
         st.caption("Mean relative change of Θ(x₀, ·) during training — " + "; ".join(moves)
                    + ". Narrow networks scatter more at initialisation and move more in training.")
@@ -179,7 +180,7 @@ st.subheader("2 · Convergence rate: distance to the infinite kernel against wid
 if int(s_min) >= int(s_max):
     st.warning("The smallest width must be below the largest width.")
 else:
-    sweep = nc.width_sweep(int(s_min), int(s_max))
+    sweep = summary.width_sweep(int(s_min), int(s_max))
     s_steps = steps if s_train else 0
     skeys = {(w, s): cc.sweep_key(net, w, s, s_points, s_steps, lr, n_train)
              for w in sweep for s in range(int(s_seeds))}
@@ -202,7 +203,7 @@ else:
         if full.sum() == 0:
             continue
         mean, lo, hi = (np.full(len(sweep), np.nan) for _ in range(3))
-        m_, l_, h_ = nc.seed_summary(e[full][None], axis=-1)
+        m_, l_, h_ = summary.seed_summary(e[full][None], axis=-1)
         mean[full], lo[full], hi[full] = m_[0], l_[0], h_[0]
         fit = slope = None
         if full.sum() >= 2:
@@ -214,7 +215,7 @@ else:
             table[f"{name} seed {s}"] = e[:, s]
     ref = None
     if np.all(np.isfinite(e0)):
-        ref = (nc.reference_line(sweep, e0), "reference m^(−1/2)")
+        ref = (summary.reference_line(sweep, e0), "reference m^(−1/2)")
     if series:
         fig = cfig.convergence_figure(sweep, series, ref, style=style)
         chart(fig, table,

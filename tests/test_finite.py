@@ -54,9 +54,9 @@ def test_output_variance_matches_nngp_monte_carlo():
     spec = nc.MLP(depth=2, width=256, w_std=1.5, b_std=0.05, activation="erf")
     x = _x(3, 2, seed=3)
     keys = jax.random.split(jax.random.PRNGKey(0), 400)
-    from ntk_core._finite import _init
+    from ntk_core._finite import draw_params
 
-    params = jax.vmap(lambda k: _init(spec, (2,), jnp.dtype(jnp.float64), k))(keys)
+    params = jax.vmap(lambda k: draw_params(spec, (2,), jnp.dtype(jnp.float64), k))(keys)
     f = np.asarray(jax.vmap(lambda p: forward(spec, p, jnp.asarray(x))[:, 0])(params))
     emp = f.T @ f / f.shape[0]
     nngp = nc.infinite_kernels(spec, x).nngp

@@ -4,7 +4,7 @@ import pytest
 import scipy.linalg
 
 import ntk_core as nc
-from ntk_core import _ntk_gp
+from ntk_core import _validation
 
 SPEC = nc.MLP(depth=2, width=512, w_std=1.5, b_std=0.05, activation="erf")
 
@@ -17,6 +17,11 @@ def _data(n=6, m=4, seed=0):
 def _kernels(spec, x, xt):
     kd, kt, kk = nc.infinite_kernels(spec, x), nc.infinite_kernels(spec, xt, x), nc.infinite_kernels(spec, xt)
     return kd, kt, kk
+
+
+def _gp_kernels(kd, kt, kk):
+    return nc.GPKernels(ntk_train_train=kd.ntk, ntk_test_train=kt.ntk, nngp_train_train=kd.nngp,
+                        nngp_test_train=kt.nngp, nngp_test_test=kk.nngp)
 
 
 @pytest.mark.parametrize("kernel", ["ntk", "nngp"])
@@ -114,7 +119,7 @@ def test_invalid_arguments_name_the_field():
     with pytest.raises(ValueError, match="y_train"):
         nc.ntk_gp(SPEC, x, y[:2], xt)
     with pytest.raises(ValueError, match="x_train has .* more than the limit"):
-        nc.ntk_gp(SPEC, np.zeros((_ntk_gp.MAX_TRAIN + 1, 2)), np.zeros(_ntk_gp.MAX_TRAIN + 1), xt)
+        nc.ntk_gp(SPEC, np.zeros((_validation.MAX_GP_TRAIN_POINTS + 1, 2)), np.zeros(_validation.MAX_GP_TRAIN_POINTS + 1), xt)
     with pytest.raises(ValueError, match="compute_cov"):
         nc.ntk_gp(SPEC, x, y, np.zeros((3000, 2)), t=np.arange(10.0))
     assert nc.ntk_gp(SPEC, x, y, np.zeros((3000, 2)), t=np.arange(10.0), compute_cov=False).cov is None
@@ -123,7 +128,7 @@ def test_invalid_arguments_name_the_field():
 def test_memoised_training_factorisation_gives_the_same_answer():
     x, y, xt = _data(seed=4)
     kd, kt, kk = _kernels(SPEC, x, xt)
-    explicit = nc.ntk_gp(SPEC, x, y, xt, t=[0.5, np.inf], kernels=(kd.nngp, kd.ntk, kt.nngp, kt.ntk, kk.nngp))
+    explicit = nc.ntk_gp_posterior(_gp_kernels(kd, kt, kk), y, t=[0.5, np.inf])
     first = nc.ntk_gp(SPEC, x, y, xt, t=[0.5, np.inf])
     again = nc.ntk_gp(SPEC, x.copy(), 2 * y, xt[:2], t=[0.5, np.inf])          # cached train side, new y, x_test
     np.testing.assert_allclose(first.mean, explicit.mean, rtol=1e-12)
@@ -131,3 +136,46 @@ def test_memoised_training_factorisation_gives_the_same_answer():
     np.testing.assert_allclose(again.mean, 2 * first.mean[:, :2], rtol=1e-12)
     moved = nc.ntk_gp(SPEC, x + 0.1, y, xt, t=0.5)                                # different training set
     assert not np.allclose(moved.mean, first.mean[0])
+
+
+def test_kernel_level_equals_spec_level_and_a_direct_solve():
+    """nc.ntk_gp_posterior on explicit kernels == nc.ntk_gp; at t = inf the mean is the kernel regression
+    Theta(x*, X) (Theta + reg I)^-1 Y and the NNGP mode is the GP posterior with noise variance reg
+    (independent linear solves with scipy)."""
+    x, y, xt = _data(seed=7)
+    kd, kt, kk = _kernels(SPEC, x, xt)
+    ks = _gp_kernels(kd, kt, kk)
+    for kernel in ("ntk", "nngp"):
+        spec_level = nc.ntk_gp(SPEC, x, y, xt, t=[0.3, np.inf], kernel=kernel, y_test=np.ones(4))
+        kernel_level = nc.ntk_gp_posterior(ks, y, t=[0.3, np.inf], kernel=kernel, y_test=np.ones(4))
+        for field in ("mean", "cov", "var", "mean_train", "var_train", "train_loss", "test_loss"):
+            np.testing.assert_allclose(getattr(kernel_level, field), getattr(spec_level, field),
+                                       rtol=1e-12, atol=1e-14, err_msg=field)
+    reg = 1e-4 * np.mean(np.diag(kd.ntk))
+    post = nc.ntk_gp_posterior(ks, y, t=np.inf, diag_reg=1e-4)
+    direct = kt.ntk @ scipy.linalg.solve(kd.ntk + reg * np.eye(len(y)), y, assume_a="pos")
+    np.testing.assert_allclose(post.mean, direct, rtol=1e-8)
+    reg = 1e-4 * np.mean(np.diag(kd.nngp))
+    gp = nc.ntk_gp_posterior(ks, y, t=np.inf, kernel="nngp", diag_reg=1e-4)
+    k_noisy = kd.nngp + reg * np.eye(len(y))
+    np.testing.assert_allclose(gp.mean, kt.nngp @ scipy.linalg.solve(k_noisy, y), rtol=1e-8)
+    np.testing.assert_allclose(gp.cov, kk.nngp - kt.nngp @ scipy.linalg.solve(k_noisy, kt.nngp.T),
+                               rtol=1e-6, atol=1e-10)
+
+
+def test_kernel_level_without_nngp_gives_the_mean_only():
+    x, y, xt = _data(seed=8)
+    kd, kt, kk = _kernels(SPEC, x, xt)
+    full = nc.ntk_gp(SPEC, x, y, xt, t=[1.0, 4.0])
+    mean_only = nc.ntk_gp_posterior(nc.GPKernels(ntk_train_train=kd.ntk, ntk_test_train=kt.ntk), y, t=[1.0, 4.0])
+    np.testing.assert_allclose(mean_only.mean, full.mean, rtol=1e-12)
+    np.testing.assert_allclose(mean_only.train_loss, full.train_loss, rtol=1e-12)
+    assert mean_only.var is None and mean_only.cov is None and mean_only.expected_train_loss is None
+    with pytest.raises(ValueError, match="nngp_train_train and nngp_test_train"):
+        nc.ntk_gp_posterior(nc.GPKernels(ntk_train_train=kd.ntk, ntk_test_train=kt.ntk), y, kernel="nngp")
+    with pytest.raises(ValueError, match="ntk_test_train must have shape"):
+        nc.ntk_gp_posterior(nc.GPKernels(ntk_train_train=kd.ntk, ntk_test_train=kt.ntk.T), y)
+    with pytest.raises(ValueError, match="not finite"):
+        nc.ntk_gp_posterior(nc.GPKernels(ntk_train_train=kd.ntk * np.inf, ntk_test_train=kt.ntk), y)
+    with pytest.raises(ValueError, match="GPKernels"):
+        nc.ntk_gp_posterior((kd.nngp, kd.ntk, kt.nngp, kt.ntk, kk.nngp), y)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import ntk_core as nc
-from ntk_core import _training
-from ntk_core._finite import _init, forward
+from ntk_core import _gd, _training, _validation
+from ntk_core._finite import draw_params, forward
 
 
 def _data(n=5, n_test=7, seed=0):
@@ -48,11 +48,11 @@ def test_sgd_deferred_updates_equal_the_generic_path():
     spec = nc.MLP(depth=3, width=12, w_std=1.2, b_std=0.1, activation="erf")
     x, y, _, _ = _data(n=8)
     x, y = jnp.asarray(x), jnp.asarray(y)
-    params = _init(spec, (1,), jnp.dtype(jnp.float64), jax.random.PRNGKey(0))
-    carry = (params, jax.random.PRNGKey(1), jnp.asarray(True), jnp.asarray(1.0), jnp.asarray(-1, jnp.int32))
-    a = _training._mlp_steps(spec, 0.3, 3, 12, 4, x, y, carry, 0)
-    b = _training._generic_steps(spec, 0.3, 3, 12, x, y, carry, 0)
-    for u, v in zip(jax.tree_util.tree_leaves(a[0]), jax.tree_util.tree_leaves(b[0])):
+    params = draw_params(spec, (1,), jnp.dtype(jnp.float64), jax.random.PRNGKey(0))
+    state = _gd.initial_state(params, jax.random.PRNGKey(1), 1.0)
+    a = _gd.mlp_steps(spec, 0.3, 3, 12, 4, x, y, state, 0)
+    b = _gd.generic_steps(spec, 0.3, 3, 12, x, y, state, 0)
+    for u, v in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
         np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
 
 
@@ -113,7 +113,7 @@ def test_invalid_arguments_name_the_field():
     for kwargs, field in [
         (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"), (dict(steps=-3), "steps"),
         (dict(batch_size=99), "batch_size"), (dict(record_every=0), "record_every"),
-        (dict(seeds=range(_training.MAX_SEEDS + 1)), "seeds"), (dict(seeds=[]), "seeds"),
+        (dict(seeds=range(_validation.MAX_SEEDS + 1)), "seeds"), (dict(seeds=[]), "seeds"),
     ]:
         args = dict(lr=0.1, steps=10) | kwargs
         with pytest.raises(ValueError, match=field):
@@ -170,3 +170,29 @@ def test_ensemble_mean_and_variance_match_ntk_gp():
     # the full covariance at the end agrees too (relative Frobenius error)
     emp_cov = np.cov(run.predictions[:, -1].T)
     assert np.linalg.norm(emp_cov - post.cov[-1]) / np.linalg.norm(post.cov[-1]) < 0.35
+
+
+def test_record_steps_and_chunk_sizes():
+    assert _training.record_steps(25, 10).tolist() == [0, 10, 20, 25]
+    assert _training.record_steps(20, 10).tolist() == [0, 10, 20]
+    assert _training.record_steps(0, 1).tolist() == [0]
+    assert _training.chunk_sizes(100, 20) == [5] * 20
+    assert _training.chunk_sizes(7, 3) == [3, 3, 1] and _training.chunk_sizes(0, 20) == []
+    assert sum(_training.chunk_sizes(101, 20)) == 101
+
+
+def test_ensemble_layout_pads_with_the_last_seed():
+    layout = _training.ensemble_layout(np.arange(5), max_block=2, cpus=8)
+    assert layout.workers == 2 and layout.block == 2 and layout.per_worker == 4
+    assert layout.seeds.tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    one = _training.ensemble_layout(np.array([9]), max_block=64, cpus=1)
+    assert (one.workers, one.block, one.per_worker, one.seeds.tolist()) == (1, 1, 1, [9])
+    assert _training.ensemble_layout(np.arange(10), max_block=64, cpus=2).block == 5
+
+
+def test_critical_lr_and_divergence_warning():
+    np.testing.assert_allclose(_training.critical_lr([4.0, 0.0], n=6), [3.0, np.inf])
+    assert _training.divergence_warning(0.1, np.array([3.0, 3.0]), np.array([False, False])) is None
+    text = _training.divergence_warning(5.0, np.array([3.0, 6.0]), np.array([True, False]))
+    assert "above the critical value 2n/lambda_max = 3" in text and "1 of 2 networks" in text
+    assert "blew up for 1 of 2" in text
