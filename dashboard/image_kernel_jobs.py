@@ -20,7 +20,7 @@ from ntk_core import _kernel_regression as kr
 from .jobs import Job
 
 DEFAULTS: dict[str, Any] = {
-    "depth": 4, "sigma_w": round(math.sqrt(2), 4), "sigma_b": 0.0, "activation": "relu", "seed": 0,
+    "depth": 4, "sigma_w": 1.4, "sigma_b": 0.0, "activation": "relu", "seed": 0,
     "ik_data": "digits", "ik_ntrain": 500, "ik_ntest": 300, "ik_ridge": 0.0, "ik_readout": "gap",
     "ik_cnn": True, "ik_channels": 16, "ik_steps": 300, "ik_lr": 2.0, "ik_cnn_seeds": 1,
 }

@@ -51,6 +51,13 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("depth", "pages/3_depth.py", "Depth", ":material/layers:", "depth",
              "what happens to the NNGP and NTK correlations, and to the kernel predictor, as "
              "networks get deeper."),
+    PageInfo("image_kernels", "pages/5_image_kernels.py", "Image kernels (CNTK)", ":material/grid_on:",
+             "image_kernels",
+             "the exact convolutional NTK with and without global average pooling as a classifier on "
+             "digits or your images, by depth, against the NNGP, the fully connected NTK and finite "
+             "CNNs (Arora et al. 2019, Table 1).",
+             topic={"activation": "relu", "sigma_w": 1.4, "sigma_b": 0.0, "depth": 4},
+             jobs="dashboard.image_kernel_jobs:jobs_for"),
 )
 
 
