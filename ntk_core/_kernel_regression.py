@@ -162,13 +162,13 @@ def load_images_npz(data: bytes):
         raise ValueError(f"the file has {len(data) / 2**20:.1f} MB, more than the limit of {MAX_NPZ_BYTES // 2**20} MB")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as f:
-            if "x" not in f.files or "y" not in f.files:
-                raise ValueError(f"the .npz must hold arrays named 'x' and 'y'; it has {sorted(f.files)}")
-            x, y = f["x"], f["y"]
-    except ValueError:
-        raise
+            names = list(getattr(f, "files", []))
+            arrays = {k: f[k] for k in ("x", "y") if k in names}
     except Exception as e:  # not a zip, pickled objects, truncated file ...
         raise ValueError(f"this is not a readable .npz file ({type(e).__name__}: {e})") from None
+    if set(arrays) != {"x", "y"}:
+        raise ValueError(f"the .npz must hold arrays named 'x' and 'y'; it has {sorted(names)}")
+    x, y = arrays["x"], arrays["y"]
     if x.dtype.kind not in "fiub":
         raise ValueError(f"x must be numeric, got dtype {x.dtype}")
     if x.ndim == 3:

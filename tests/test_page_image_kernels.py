@@ -41,8 +41,9 @@ def _check(at, n_charts):
     return charts
 
 
+@pytest.mark.slow
 def test_small_page_draws_table_and_inside_views_and_round_trips_url():
-    at = open_app(PAGE, SMALL)
+    at = open_app(PAGE, SMALL, timeout=600)
     charts = _check(at, 3)
     acc = charts[0]
     names = {tr["name"] for tr in acc["data"]}
@@ -56,10 +57,11 @@ def test_small_page_draws_table_and_inside_views_and_round_trips_url():
         got = got[0] if isinstance(got, list) else got
         assert got == str(value) or float(got) == float(value), key
     # the same URL again: the stored results, identical numbers
-    again = open_app(PAGE, {k: at.query_params[k] for k in at.query_params})
+    again = open_app(PAGE, {k: at.query_params[k] for k in at.query_params}, timeout=600)
     assert plotly_charts(again)[0]["data"][0]["y"] == acc["data"][0]["y"]
 
 
+@pytest.mark.slow
 def test_bad_upload_gives_a_message_and_the_page_keeps_working(monkeypatch):
     import ntk_core as nc
 
@@ -74,7 +76,7 @@ def test_bad_upload_gives_a_message_and_the_page_keeps_working(monkeypatch):
     with pytest.raises(ValueError, match="one label per image"):
         nc.load_images_npz(buf.getvalue())
     # upload mode without a file: the digits are used and the page draws
-    at = open_app(PAGE, {**SMALL, "ik_data": "upload"})
+    at = open_app(PAGE, {**SMALL, "ik_data": "upload"}, timeout=600)
     _check(at, 3)
     assert any("Upload an .npz" in i.value for i in at.info)
 
@@ -82,6 +84,6 @@ def test_bad_upload_gives_a_message_and_the_page_keeps_working(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", ["image_kernels_lecture"])
 def test_lecture_preset(preset):
-    at = open_app(PAGE, {"preset": preset})
+    at = open_app(PAGE, {"preset": preset}, timeout=600)
     _check(at, 3)
     assert at.query_params["ik_ntrain"] in ("200", ["200"])
