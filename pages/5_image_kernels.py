@@ -101,8 +101,13 @@ try:
             split = _uploaded(raw, int(n_train), int(n_test), shared.seed)
             data_source = f"upload {hashlib.sha256(raw).hexdigest()[:16]} n_train={n_train} n_test={n_test} seed={shared.seed}"
 except ValueError as err:
-    st.error(f"These images cannot be used: {err}. Showing the digits instead.")
-    split, data_source = _digits(int(n_train), int(n_test), shared.seed), ij.digits_source(v)
+    st.error(f"These images cannot be used: {err}.")
+    if source == "upload":
+        try:
+            split, data_source = _digits(int(n_train), int(n_test), shared.seed), ij.digits_source(v)
+            st.info("Showing the digits instead.")
+        except ValueError:
+            split = None
 
 if split is not None:
     h, w, c = split.x_train.shape[1:]

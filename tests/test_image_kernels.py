@@ -98,3 +98,9 @@ def test_digits_cntk_classifies_and_is_reproducible():
     runs = [ij.jobs_for(v)[0].compute(lambda f, t="": None) for _ in range(2)]
     np.testing.assert_array_equal(runs[0]["acc_ntk"], runs[1]["acc_ntk"])
     assert runs[0]["acc_ntk"].min() > 0.7
+
+
+def test_digits_split_larger_than_the_data_set_is_a_clear_error():
+    x, labels = nc.digits_images()
+    with pytest.raises(ValueError, match="exceed the 1,797 available"):
+        nc.prepare_images(x, labels, 1500, 500, seed=0, scale=16.0)
