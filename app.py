@@ -13,9 +13,12 @@ jax.config.update("jax_enable_x64", True)
 
 import streamlit as st  # noqa: E402
 
-from dashboard import controls, page_registry  # noqa: E402
+from dashboard import controls, page_registry, shutdown  # noqa: E402
 
-st.set_page_config(page_title="NTK Explorer", page_icon=":material/blur_on:", layout="wide")
+# presentation mode opens with the sidebar folded: the charts get the projector's full width
+_presenting = str(st.query_params.get("presentation", "0")).lower() in ("1", "true", "yes", "on")
+st.set_page_config(page_title="NTK Explorer", page_icon=":material/blur_on:", layout="wide",
+                   initial_sidebar_state="collapsed" if _presenting else "auto")
 
 home = st.Page(page_registry.HOME.file, title=page_registry.HOME.title, icon=page_registry.HOME.icon,
                default=True)
@@ -23,6 +26,7 @@ pages = [home] + [st.Page(p.file, title=p.title, icon=p.icon, url_path=p.url_pat
                   for p in page_registry.PAGES]
 page_ids = {"Home": None, **{p.title: p.id for p in page_registry.PAGES}}
 
+shutdown.install()  # stop within a second of SIGTERM even while a page computes
 pg = st.navigation(pages)
 controls.begin_run()
 notice_box = st.container()

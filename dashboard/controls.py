@@ -29,6 +29,9 @@ help=None)`` and return the current value:
     url_selectbox(key, label, options, default, format_func=str)
     url_radio(key, label, options, default, format_func=str, horizontal=False)
     url_toggle(key, label, default)
+
+Every url_* function also takes ``disabled=False``: a control that does nothing in the current
+mode is drawn disabled, with the reason in its help text (see `inactive_help`).
     declare(*keys)      a conditional control's key is known even when it is not drawn
 
 Pages should not call st.stop(): it would skip finish_run (the URL write-back); use if/else.
@@ -236,18 +239,20 @@ def _numeric_kind(*values) -> type:
 
 
 def url_slider(key, label, min_value, max_value, default, step=None, format=None, *, where=None,
-               help=None):
+               help=None,
+               disabled=False):
     """st.slider bound to the URL parameter `key`; int if all bounds/default/step are ints."""
     kind = _numeric_kind(min_value, max_value, default, step)
     lo, hi, dflt = kind(min_value), kind(max_value), kind(default)
     step = None if step is None else kind(step)
     box = where if where is not None else st.sidebar
     return _bind(key, dflt, _number_parser(kind, lo, hi), _fmt_number,
-                 lambda k: box.slider(label, lo, hi, step=step, format=format, key=k, help=help))
+                 lambda k: box.slider(label, lo, hi, step=step, format=format, key=k, help=help, disabled=disabled))
 
 
 def url_number(key, label, min_value, max_value, default, step=None, format=None, *, where=None,
-               help=None):
+               help=None,
+               disabled=False):
     """st.number_input bound to the URL parameter `key`."""
     kind = _numeric_kind(min_value, max_value, default, step)
     lo, hi, dflt = kind(min_value), kind(max_value), kind(default)
@@ -255,42 +260,46 @@ def url_number(key, label, min_value, max_value, default, step=None, format=None
     box = where if where is not None else st.sidebar
     return _bind(key, dflt, _number_parser(kind, lo, hi), _fmt_number,
                  lambda k: box.number_input(label, lo, hi, step=step, format=format, key=k,
-                                            help=help))
+                                            help=help, disabled=disabled))
 
 
-def url_select_slider(key, label, options, default, format_func=str, *, where=None, help=None):
+def url_select_slider(key, label, options, default, format_func=str, *, where=None, help=None,
+               disabled=False):
     """st.select_slider over `options` bound to the URL parameter `key` (as str(option))."""
     options = list(options)
     box = where if where is not None else st.sidebar
     return _bind(key, default, _option_parser(options), str,
                  lambda k: box.select_slider(label, options=options, format_func=format_func,
-                                             key=k, help=help))
+                                             key=k, help=help, disabled=disabled))
 
 
-def url_selectbox(key, label, options, default, format_func=str, *, where=None, help=None):
+def url_selectbox(key, label, options, default, format_func=str, *, where=None, help=None,
+               disabled=False):
     """st.selectbox bound to the URL parameter `key` (as str(option))."""
     options = list(options)
     box = where if where is not None else st.sidebar
     return _bind(key, default, _option_parser(options), str,
                  lambda k: box.selectbox(label, options, format_func=format_func, key=k,
-                                         help=help))
+                                         help=help, disabled=disabled))
 
 
 def url_radio(key, label, options, default, format_func=str, horizontal=False, *, where=None,
-              help=None):
+              help=None,
+               disabled=False):
     """st.radio bound to the URL parameter `key` (as str(option))."""
     options = list(options)
     box = where if where is not None else st.sidebar
     return _bind(key, default, _option_parser(options), str,
                  lambda k: box.radio(label, options, format_func=format_func, key=k, help=help,
-                                     horizontal=horizontal))
+                                     horizontal=horizontal, disabled=disabled))
 
 
-def url_toggle(key, label, default, *, where=None, help=None):
+def url_toggle(key, label, default, *, where=None, help=None,
+               disabled=False):
     """st.toggle bound to the URL parameter `key` (1 or 0)."""
     box = where if where is not None else st.sidebar
     return _bind(key, bool(default), _parse_bool, _fmt_bool,
-                 lambda k: box.toggle(label, key=k, help=help))
+                 lambda k: box.toggle(label, key=k, help=help, disabled=disabled))
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,14 +319,27 @@ def _on_preset_chosen():
     choice = st.session_state.get(_PRESET_CHOICE)
     if choice and choice != _NO_PRESET:
         apply_preset(choice)
-    st.session_state[_PRESET_CHOICE] = _NO_PRESET
+
+
+def _preset_still_holds(preset_id: str) -> bool:
+    """Whether every control of the preset still has the preset's value (the widget's new value if
+    the user just moved it, else the stored one)."""
+    store = _store()
+    for key, value in _presets.PRESETS[preset_id]["values"].items():
+        current = st.session_state[key] if key in st.session_state else store.get(key)
+        if current is None or not _same(current, value):
+            return False
+    return True
 
 
 def _preset_selector(page_id: str | None) -> None:
     ids = _presets.for_page(page_id)
     if not ids:
         return
-    st.session_state.setdefault(_PRESET_CHOICE, _NO_PRESET)
+    choice = st.session_state.get(_PRESET_CHOICE)
+    # the chosen preset stays shown until a control it sets is changed
+    if choice not in ids or not _preset_still_holds(choice):
+        st.session_state[_PRESET_CHOICE] = _NO_PRESET
     st.sidebar.selectbox(
         "Preset (paper figure)",
         [_NO_PRESET, *ids],
@@ -343,6 +365,7 @@ def _apply_url_preset() -> None:
     for key, value in _presets.PRESETS[raw]["values"].items():
         if key not in explicit:
             store[key] = value
+    st.session_state[_PRESET_CHOICE] = raw
 
 
 def _matching_presets(page_id: str | None) -> list[str]:
@@ -373,22 +396,52 @@ def begin_run() -> None:
     _apply_url_preset()
 
 
+# Shared controls a page does not use: drawn disabled, with the reason (page id -> key -> reason).
+# A new page that ignores a shared control adds one line here.
+UNUSED_SHARED: dict[str, dict[str, str]] = {
+    "kernel_convergence": {"width": "this page sets its widths itself (Width A, B, C and the "
+                                    "sweep below)"},
+    "depth": {"width": "this page is about the infinite-width kernels only",
+              "depth": "this page sweeps the depth itself (Largest depth L_max below)"},
+}
+
+
+def inactive_help(help_text: str | None, reason: str | None) -> str | None:
+    """The help text of a control, with the reason it does nothing now (if it does nothing)."""
+    if not reason:
+        return help_text
+    return f"Not used here: {reason}." + (f" {help_text}" if help_text else "")
+
+
 def shared_controls(page_id: str | None = None) -> SharedControls:
     """Draw the shared sidebar block (presets, network, display) and return its values."""
     _preset_selector(page_id)
     side = st.sidebar
+    unused = UNUSED_SHARED.get(page_id or "", {})
     side.markdown("**Network** (fully connected, NTK parameterization)")
     depth = url_slider("depth", "Depth (hidden layers)", 0, MAX_DEPTH, SHARED_DEFAULTS["depth"],
-                       help=f"Number of hidden layers, 0..{MAX_DEPTH}; a width-1 readout follows.")
+                       help=inactive_help(f"Number of hidden layers, 0..{MAX_DEPTH}; a width-1 "
+                                          "readout follows.", unused.get("depth")),
+                       disabled="depth" in unused)
     width = url_number("width", "Width (hidden units)", 1, MAX_WIDTH, SHARED_DEFAULTS["width"],
-                       step=1, help=f"Hidden units per layer of the finite networks, "
-                                    f"1..{MAX_WIDTH}. The infinite-width theory does not depend on it.")
+                       step=1, help=inactive_help(
+                           f"Hidden units per layer of the finite networks, 1..{MAX_WIDTH}. The "
+                           "infinite-width theory does not depend on it.", unused.get("width")),
+                       disabled="width" in unused)
     sigma_w = url_slider("sigma_w", "sigma_w (weight std)", 0.05, 4.0, SHARED_DEFAULTS["sigma_w"],
-                         step=0.05)
+                         step=0.05, help=inactive_help(
+                             "σ_w: weights are σ_w/√fan-in · N(0, 1) (NTK parameterization). With "
+                             "σ_b it sets the phase: ordered (small), critical, chaotic (large).",
+                             unused.get("sigma_w")), disabled="sigma_w" in unused)
     sigma_b = url_slider("sigma_b", "sigma_b (bias std)", 0.0, 2.0, SHARED_DEFAULTS["sigma_b"],
-                         step=0.01)
+                         step=0.01, help=inactive_help(
+                             "σ_b: biases are σ_b · N(0, 1); 0 means no bias.",
+                             unused.get("sigma_b")), disabled="sigma_b" in unused)
     activation = url_selectbox("activation", "Activation", nc.ACTIVATIONS,
-                               SHARED_DEFAULTS["activation"])
+                               SHARED_DEFAULTS["activation"], help=inactive_help(
+                                   "The nonlinearity φ of every hidden layer; the infinite-width "
+                                   "kernels use its exact dual (closed form or quadrature).",
+                                   unused.get("activation")), disabled="activation" in unused)
     seed = url_number("seed", "Seed", 0, MAX_SEED, SHARED_DEFAULTS["seed"], step=1,
                       help="Seeds the data, the initialisations and SGD batches.")
     side.markdown("**Display**")
@@ -400,8 +453,7 @@ def shared_controls(page_id: str | None = None) -> SharedControls:
                              help="'auto' follows the app theme (menu > Settings).")
     # filled by finish_run, once the page has drawn (and stored) its own controls
     st.session_state["_urlctl_preset_box"] = (side.empty(), page_id)
-    if presentation:
-        _presentation_css()
+    _page_css(presentation)
     values = SharedControls(depth=depth, width=int(width), sigma_w=sigma_w, sigma_b=sigma_b,
                             activation=activation, seed=int(seed), presentation=presentation,
                             theme=resolve_theme(theme_choice))
@@ -442,17 +494,32 @@ def resolve_theme(choice: str) -> str:
     return kind if kind in ("light", "dark") else "light"
 
 
-def _presentation_css() -> None:
-    st.html(
-        "<style>"
-        "[data-testid='stAppViewContainer'] .stMarkdown p, [data-testid='stAppViewContainer'] li"
-        " {font-size: 1.25rem;}"
-        "[data-testid='stAppViewContainer'] h1 {font-size: 3rem;}"
-        "[data-testid='stAppViewContainer'] h2 {font-size: 2.2rem;}"
-        "[data-testid='stSidebar'] label p {font-size: 1.1rem;}"
-        ".katex {font-size: 1.35em;}"
-        "</style>"
-    )
+def _page_css(presentation: bool) -> None:
+    """Page-wide CSS in one markdown element whose own slot is hidden (not st.html: Streamlit
+    defers a style-only st.html to the end of the run, so a page in a long computation would be
+    drawn without it).
+
+    Always: formulas in half-width columns slightly smaller, so that a formula line fits its
+    column. Presentation: main text and captions at least 18 px, compact headings and top padding
+    so the first chart of a page fits a 1024x768 projector; formulas larger."""
+    rules = ("[data-testid='stElementContainer']:has(style.ntk-css) {display: none;}"
+             "[data-testid='stColumn'] .katex-display .katex {font-size: 0.95em;}")
+    if presentation:
+        rules += (
+            "[data-testid='stMain'] [data-testid='stMarkdownContainer'] p,"
+            " [data-testid='stMain'] [data-testid='stMarkdownContainer'] li {font-size: 1.25rem;}"
+            "[data-testid='stMain'] [data-testid='stCaptionContainer'],"
+            " [data-testid='stMain'] [data-testid='stCaptionContainer'] p {font-size: 1.15rem;}"
+            "[data-testid='stMain'] [data-testid='stWidgetLabel'] p,"
+            " [data-testid='stMain'] summary p, [data-testid='stMain'] [data-testid='stProgress'] p"
+            " {font-size: 1.15rem;}"
+            "[data-testid='stMain'] h1 {font-size: 2.2rem; padding-top: 0; padding-bottom: 0.3rem;}"
+            "[data-testid='stMain'] h2, [data-testid='stMain'] h3 {font-size: 1.6rem;}"
+            "[data-testid='stMainBlockContainer'] {padding-top: 3.75rem;}"  # just below the header
+            "[data-testid='stSidebar'] label p {font-size: 1.1rem;}"
+            ".katex-display .katex {font-size: 1.3em;}"
+        )
+    st.markdown(f"<style class='ntk-css'>{rules}</style>", unsafe_allow_html=True)
 
 
 def show_notices(where=None) -> None:

@@ -62,7 +62,7 @@ def convergence_figure(widths, series: Sequence[dict], reference: Optional[tuple
     fit (predicted values at `widths`) or None, slope or None). reference: (values, label)."""
     style = style or current_style()
     fig = new_figure("Relative distance to the infinite-width NTK", "width m",
-                     "‖Θ_m − Θ_∞‖_F / ‖Θ_∞‖_F", style=style, log_x=True, log_y=True)
+                     "relative error e(m) (formula below)", style=style, log_x=True, log_y=True)
     w = np.asarray(widths, np.float64)
     for s in series:
         mean, lo, hi = (np.asarray(s[k], np.float64) for k in ("mean", "lo", "hi"))

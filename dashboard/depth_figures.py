@@ -12,7 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .figures import COLORS, Style, add_line, add_points, current_style, new_figure
+from .figures import (COLORS, Style, add_line, add_points, apply_style, current_style, fmt_number,
+                      new_figure)
 
 FLOAT_FLOOR = 1e-16  # quantities below this are at float64 rounding and drawn at the floor
 START_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -115,10 +116,7 @@ def kernel_heatmaps(ntk, nngp, depth: int, *, style: Style | None = None) -> go.
         fig.update_xaxes(title_text="point j", row=1, col=col)
         fig.update_yaxes(title_text="point i", autorange="reversed", scaleanchor=f"x{col}",
                          row=1, col=col)
-    fig.update_layout(template=style.template, height=style.height,
-                      font=dict(size=style.font_size), margin=dict(l=60, r=20, t=60, b=40),
-                      paper_bgcolor="rgba(0,0,0,0)")
-    return fig
+    return apply_style(fig, style)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,11 +227,8 @@ def condition_figure(stored_depths, condition, *, depth_marker: int | None = Non
 # The honest text box
 # ---------------------------------------------------------------------------------------------
 def _fmt(v: float, digits: int = 4) -> str:
-    if v is None or not math.isfinite(v):
-        return "—"
-    if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-        return f"{v:.2e}"
-    return f"{v:.{digits}f}"
+    """`digits` significant digits, scientific below 10⁻³ (never "0.0000" for a small number)."""
+    return fmt_number(v, digits)
 
 
 def summary_markdown(*, activation: str, sigma_w: float, sigma_b: float, data_label: str,

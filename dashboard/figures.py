@@ -18,6 +18,7 @@ Figure builders take arrays and return a plotly Figure; they never compute the m
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import Iterable, Mapping, Sequence
 
@@ -39,6 +40,17 @@ COLORS = {
 }
 
 
+# Opaque chart backgrounds: a chart carries its own background, so its text stays readable whatever
+# the app theme is (a forced "dark" chart on the light app, or the reverse). Text colours reach a
+# contrast of at least 4.5 (WCAG AA) against these backgrounds; tests/test_layout.py measures it.
+CHART_COLORS = {
+    "light": {"paper": "#ffffff", "plot": "#ffffff", "text": "#1a1a1a", "grid": "#e3e3e3",
+              "zero": "#b0b0b0"},
+    "dark": {"paper": "#0e1117", "plot": "#0e1117", "text": "#f2f2f2", "grid": "#30343c",
+             "zero": "#6a6f78"},
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Style:
     """Chart style: theme ("light"/"dark") and presentation mode (projector)."""
@@ -51,20 +63,40 @@ class Style:
         return "plotly_dark" if self.theme == "dark" else "plotly_white"
 
     @property
+    def colors(self) -> dict:
+        return CHART_COLORS["dark" if self.theme == "dark" else "light"]
+
+    @property
     def font_size(self) -> int:
-        return 22 if self.presentation else 14
+        """Tick, legend and hover text (px); at least 18 on a projector."""
+        return 19 if self.presentation else 13
+
+    @property
+    def title_size(self) -> int:
+        return 22 if self.presentation else 16
+
+    @property
+    def axis_title_size(self) -> int:
+        return 20 if self.presentation else 14
 
     @property
     def line_width(self) -> float:
-        return 4.5 if self.presentation else 2.0
+        return 4.0 if self.presentation else 2.0
 
     @property
     def marker_size(self) -> int:
-        return 14 if self.presentation else 8
+        return 13 if self.presentation else 8
 
     @property
     def height(self) -> int:
-        return 560 if self.presentation else 440
+        # presentation: the first chart of a page fits a 1024x768 projector below the page title
+        return 470 if self.presentation else 440
+
+    @property
+    def title_chars(self) -> int:
+        """Characters per title line that fit the narrowest chart: a half-width column at 1024 px
+        with the sidebar open (~270 px), or in presentation mode a full-width chart (~850 px)."""
+        return 56 if self.presentation else 30
 
     @property
     def data_color(self) -> str:
@@ -86,29 +118,140 @@ def rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+# --------------------------------------------------------------------------------------------
+# Text: numbers and math for reading
+# --------------------------------------------------------------------------------------------
+_SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
+
+
+def fmt_number(value, digits: int = 3) -> str:
+    """A number for reading: `digits` significant digits, scientific notation (1.23×10⁻⁵) below
+    10⁻³ and from 10⁵ on, no trailing zeros; "∞", "−∞", "—" (NaN / None); exact integers as
+    integers with thousands separators."""
+    if value is None:
+        return "—"
+    v = float(value)
+    if math.isnan(v):
+        return "—"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if v == 0:
+        return "0"
+    if v == int(v) and abs(v) < 1e9:
+        return f"{int(v):,}".replace("-", "−")
+    if abs(v) < 1e-3 or abs(v) >= 1e5:
+        mant, exp = f"{v:.{digits - 1}e}".split("e")
+        mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
+        exp_txt = str(int(exp)).translate(_SUPERSCRIPT)
+        return f"{mant}×10{exp_txt}".replace("-", "−")
+    text = f"{v:.{digits}g}"
+    if "e" in text:  # e.g. 12345.6 with 3 digits
+        text = f"{v:,.0f}"
+    return text.replace("-", "−")
+
+
+_SUB = re.compile(r"_\{([^}]*)\}|_([A-Za-z0-9∞]+)")
+_SUP = re.compile(r"\^\{([^}]*)\}|\^([−\-]?[A-Za-z0-9∞]+)")
+
+
+def rich(text: str) -> str:
+    """Plain math in chart text as plotly's HTML: `Θ_m`, `λ_{max}` -> subscripts, `m^(-1/2)` stays,
+    `x^2`, `m^{-1/2}` -> superscripts (Streamlit loads no MathJax, so plotly cannot typeset TeX)."""
+    if not text or "<" in text:
+        return text
+    text = _SUB.sub(lambda m: f"<sub>{m.group(1) or m.group(2)}</sub>", text)
+    return _SUP.sub(lambda m: f"<sup>{m.group(1) or m.group(2)}</sup>", text)
+
+
+def wrap_title(text: str, max_chars: int) -> str:
+    """Break a title into lines of at most `max_chars` characters at spaces (so it fits its chart)."""
+    if not text or len(text) <= max_chars or "<br>" in text:
+        return text
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > max_chars:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "<br>".join(lines)
+
+
+def apply_style(fig: go.Figure, style: Style | None = None) -> go.Figure:
+    """Theme, opaque background, fonts and legend placement of `style` on any figure (also
+    subplots and heatmaps that do not come from `new_figure`)."""
+    style = style or current_style()
+    c = style.colors
+    fig.update_layout(
+        template=style.template,
+        paper_bgcolor=c["paper"], plot_bgcolor=c["plot"],
+        font=dict(size=style.font_size, color=c["text"]),
+        height=style.height,
+        # the legend sits at the bottom of the figure, below the x-axis title; plotly grows the
+        # bottom margin to fit it, so the two never overlap
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.0, xanchor="left",
+                    x=0.0, font=dict(size=style.font_size, color=c["text"]),
+                    bgcolor="rgba(0,0,0,0)"),
+        margin=dict(l=10, r=20, t=30, b=10),
+        hoverlabel=dict(font=dict(size=style.font_size)),
+    )
+    title = fig.layout.title.text
+    if title:
+        fig.update_layout(title=dict(
+            # above the plot area; automargin grows the top margin to fit every line
+            text=wrap_title(rich(title), style.title_chars), x=0.0, xanchor="left",
+            xref="container", pad=dict(l=8, b=12),
+            yref="paper", y=1.0, yanchor="bottom", automargin=True,
+            font=dict(size=style.title_size, color=c["text"])))
+    fig.update_annotations(font=dict(color=c["text"], size=style.font_size))
+    axis = dict(gridcolor=c["grid"], zerolinecolor=c["zero"], linecolor=c["zero"],
+                tickfont=dict(size=style.font_size, color=c["text"]),
+                title_font=dict(size=style.axis_title_size, color=c["text"]),
+                exponentformat="power", automargin=True)
+    fig.update_xaxes(**axis)
+    fig.update_yaxes(**axis)
+    for ax in list(fig.select_xaxes()) + list(fig.select_yaxes()):
+        if ax.title.text:
+            ax.title.text = rich(ax.title.text)
+    return fig
+
+
 def new_figure(title: str, x_title: str, y_title: str, *, style: Style | None = None,
                log_x: bool = False, log_y: bool = False) -> go.Figure:
     """An empty figure with axis titles, legend, unified hover and the theme's template."""
     style = style or current_style()
     fig = go.Figure()
-    fig.update_layout(
-        template=style.template,
-        title=dict(text=title, font=dict(size=style.font_size + 4)),
-        font=dict(size=style.font_size),
-        height=style.height,
-        hovermode="x unified",
-        legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0.0,
-                    font=dict(size=style.font_size)),
-        margin=dict(l=60, r=20, t=60, b=40),
-        paper_bgcolor="rgba(0,0,0,0)",
-    )
-    fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear",
-                     title_font=dict(size=style.font_size + 2))
-    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear",
-                     title_font=dict(size=style.font_size + 2))
-    return fig
+    fig.update_layout(title=dict(text=title), hovermode="x unified")
+    fig.update_xaxes(title_text=x_title, type="log" if log_x else "linear")
+    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
+    return apply_style(fig, style)
 
 
+def _log_axis_ticks(fig: go.Figure) -> None:
+    """Readable log axes: labels only at powers of ten (no 2, 5 minor labels), every k-th decade
+    when the data span many decades; ranges under two decades keep plotly's own ticks."""
+    for letter, axes in (("x", fig.select_xaxes()), ("y", fig.select_yaxes())):
+        for ax in axes:
+            if ax.type != "log" or ax.dtick is not None:
+                continue
+            values = []
+            for tr in fig.data:
+                v = getattr(tr, letter, None)
+                if v is None:
+                    continue
+                try:
+                    arr = np.asarray(v, dtype=float).ravel()
+                except (TypeError, ValueError):
+                    continue
+                values.append(arr[np.isfinite(arr) & (arr > 0)])
+            values = [v for v in values if v.size]
+            if not values:
+                continue
+            allv = np.concatenate(values)
+            decades = math.log10(allv.max()) - math.log10(allv.min())
+            if decades >= 2:
+                ax.dtick = max(1, math.ceil(decades / 6))
 def add_line(fig: go.Figure, x, y, name: str, *, color: str, dash: str | None = None,
              style: Style | None = None, width_scale: float = 1.0, opacity: float = 1.0,
              showlegend: bool = True, legendgroup: str | None = None,
@@ -133,7 +276,8 @@ def add_band(fig: go.Figure, x, lower, upper, name: str, *, color: str, alpha: f
     fig.add_trace(go.Scatter(
         x=np.concatenate([x, x[::-1]]),
         y=np.concatenate([np.asarray(upper), np.asarray(lower)[::-1]]),
-        name=name, fill="toself", fillcolor=rgba(color, alpha),
+        # translucent fills fade on a dark background: stronger there
+        name=name, fill="toself", fillcolor=rgba(color, min(0.6, alpha * (1.8 if style.theme == "dark" else 1.0))),
         line=dict(color=rgba(color, 0.0 if dash is None else 0.9), dash=dash,
                   width=style.line_width * 0.6),
         hoverinfo="skip", legendgroup=legendgroup,
@@ -168,21 +312,17 @@ def _slug(text: str) -> str:
 
 def chart(fig: go.Figure, data, formula_latex: str | Sequence[str] | None, source: str | None,
           key: str, *, caption: str | None = None, where=None) -> None:
-    """Render `fig`, a CSV download of `data`, and the formula(s) with their source."""
+    """Render `fig`, a CSV download of `data`, and the formula(s) with their source.
+
+    Long formulas should be split into several strings (one line each): a line must fit a
+    half-width column at 1024 px (about 45 characters of rendered math)."""
     box = where if where is not None else st.container()
+    _log_axis_ticks(fig)
     with box:
         st.plotly_chart(fig, theme=None, key=f"chart_{key}", config={"displaylogo": False})
         frame = to_frame(data)
-        cols = st.columns([1, 3])
-        with cols[0]:
-            st.download_button(
-                "Download data (CSV)", frame.to_csv(index=False).encode(),
-                file_name=f"{_slug(key)}.csv", mime="text/csv", key=f"csv_{key}",
-                on_click="ignore",
-            )
-        with cols[1]:
-            if caption:
-                st.caption(caption)
+        if caption:
+            st.caption(caption)
         if formula_latex:
             formulas: Iterable[str] = ([formula_latex] if isinstance(formula_latex, str)
                                        else formula_latex)
@@ -190,3 +330,28 @@ def chart(fig: go.Figure, data, formula_latex: str | Sequence[str] | None, sourc
                 st.latex(f)
         if source:
             st.caption(f"Source: {source}")
+        # its own row: in a half-width column a button beside text is cut ("Downloa...")
+        st.download_button(
+            "CSV", frame.to_csv(index=False).encode(), icon=":material/download:",
+            file_name=f"{_slug(key)}.csv", mime="text/csv", key=f"csv_{key}",
+            on_click="ignore", help="Download the data this chart shows (CSV).",
+        )
+
+
+def columns(n: int, where=None):
+    """`n` side-by-side containers for charts; in presentation mode one below the other (full
+    width, so the projector fonts fit)."""
+    box = where if where is not None else st
+    if current_style().presentation:
+        return [box.container() for _ in range(n)]
+    return box.columns(n)
+
+
+def intro(markdown: str) -> None:
+    """A page's introduction: shown as text, or in presentation mode folded into an expander so
+    that the first chart fits the projector screen."""
+    if current_style().presentation:
+        with st.expander("About this page"):
+            st.markdown(markdown)
+    else:
+        st.markdown(markdown)

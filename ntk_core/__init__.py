@@ -23,6 +23,7 @@ from ._spec import NetworkSpec as NetworkSpec
 # Activations and their dual kernels
 from ._spec import ACTIVATIONS as ACTIVATIONS
 from ._spec import CLOSED_FORM_ACTIVATIONS as CLOSED_FORM_ACTIVATIONS
+from ._spec import QUADRATURE_ACTIVATIONS as QUADRATURE_ACTIVATIONS
 from ._activations import activation_fn as activation_fn
 from ._spec import activation_name as activation_name
 from ._activations import dual_activation as dual_activation
@@ -132,6 +133,7 @@ __all__ = [
     # Activations and their dual kernels
     "ACTIVATIONS",
     "CLOSED_FORM_ACTIVATIONS",
+    "QUADRATURE_ACTIVATIONS",
     "activation_fn",
     "activation_name",
     "dual_activation",

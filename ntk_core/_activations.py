@@ -1,59 +1,38 @@
-"""Elementwise activations and their dual kernels.
+"""The activation registry, and the dual kernels of every activation.
 
 For (u, v) ~ N(0, [[a, c], [c, b]]) the dual kernels of an activation phi are
 
     V(a, b, c)     = E[phi(u) phi(v)]        (NNGP step, Cho & Saul 2009; Lee et al. 2018)
     V_dot(a, b, c) = E[phi'(u) phi'(v)]      (NTK step, Jacot et al. 2018)
 
-Closed forms are used for relu, leaky_relu, abs, erf, gelu, identity and sin. Every other activation
-(tanh, softplus, sigmoid or any elementwise callable) goes through a Hermite (Mehler) series whose
-coefficients come from 1-D Gauss-Hermite quadrature; see `HermiteDual`.
+`REGISTRY` is the one place that knows the activations: per name its function, its closed-form dual
+(if any), its id in the compiled kernels of `_fast`, and the properties the depth page needs. Every
+other list (`ACTIVATIONS`, `CLOSED_FORM_ACTIVATIONS`, `_fast.ACTIVATION_IDS`, `_depth`'s limits) is
+derived from it. Activations without a closed form (and any elementwise callable) go through the
+2-D quadrature of `quadrature_dual`, which is accurate at every variance (see its docstring).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from typing import Callable
+from typing import Callable, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._spec import LEAKY_RELU_SLOPE, ActivationLike
-
+ActivationLike = Union[str, Callable]
+LEAKY_RELU_SLOPE = 0.1
 _PI = math.pi
 
 
-# --------------------------------------------------------------------------------------------
-# Elementwise functions (used by finite networks and by the quadrature path)
-# --------------------------------------------------------------------------------------------
 def _leaky_relu(x):
     return jnp.where(x > 0, x, LEAKY_RELU_SLOPE * x)
 
 
 def _gelu_exact(x):
     return jax.nn.gelu(x, approximate=False)
-
-
-_ELEMENTWISE = {
-    "relu": jax.nn.relu,
-    "leaky_relu": _leaky_relu,
-    "abs": jnp.abs,
-    "erf": jax.scipy.special.erf,
-    "gelu": _gelu_exact,
-    "identity": lambda x: x,
-    "sin": jnp.sin,
-    "tanh": jnp.tanh,
-    "softplus": jax.nn.softplus,
-    "sigmoid": jax.nn.sigmoid,
-}
-
-
-def activation_fn(activation: ActivationLike) -> Callable:
-    """The elementwise function phi for a name or a callable."""
-    if callable(activation):
-        return activation
-    return _ELEMENTWISE[activation]
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,51 +163,61 @@ def _dual_gelu(a, b, c):
     return v, v_dot
 
 
-_CLOSED_FORM = {
-    "relu": _dual_relu,
-    "leaky_relu": _dual_leaky_relu,
-    "abs": _dual_abs,
-    "erf": _dual_erf,
-    "gelu": _dual_gelu,
-    "identity": _dual_identity,
-    "sin": _dual_sin,
-}
-
-
 # --------------------------------------------------------------------------------------------
-# Any other activation: Mehler / Hermite series with 1-D Gauss-Hermite coefficients
+# The registry
 # --------------------------------------------------------------------------------------------
-HERMITE_TERMS = 160
-HERMITE_NODES = 320
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """Everything the code knows about one named activation.
+
+    fn: the elementwise function (JAX); its derivatives come from autodiff.
+    closed_form: (a, b, c) -> (V, V_dot) elementwise, or None for quadrature (`quadrature_dual`).
+    fast_id: the activation's branch in `_fast._dual_entry` (compiled kernels), or None.
+    homogeneous_slopes: (slope for x > 0, slope for x < 0) if phi(s x) = s phi(x) for s > 0.
+    relu_limit_variance: above this variance the depth page uses the relu duals, the q -> infinity
+        limit (gelu, softplus: error O(q^-3/2)); None if the activation has no such limit."""
+
+    name: str
+    fn: Callable
+    closed_form: Optional[Callable] = None
+    fast_id: Optional[int] = None
+    homogeneous_slopes: Optional[tuple] = None
+    relu_limit_variance: Optional[float] = None
 
 
-@functools.lru_cache(maxsize=8)
-def _hermite_table(n_nodes: int, n_terms: int):
-    """Probabilists' Gauss-Hermite nodes z, weights w (sum 1) and normalized Hermite polynomials
-    h_k(z) = He_k(z) / sqrt(k!) at the nodes, shape (n_terms + 1, n_nodes)."""
-    x, w = np.polynomial.hermite.hermgauss(n_nodes)
-    z = x * math.sqrt(2.0)
-    w = w / math.sqrt(math.pi)
-    h = np.zeros((n_terms + 1, n_nodes))
-    h[0] = 1.0
-    if n_terms >= 1:
-        h[1] = z
-    for k in range(1, n_terms):
-        h[k + 1] = (z * h[k] - math.sqrt(k) * h[k - 1]) / math.sqrt(k + 1)
-    return z, w, h
+REGISTRY = {a.name: a for a in (
+    Activation("relu", jax.nn.relu, _dual_relu, 0, homogeneous_slopes=(1.0, 0.0)),
+    Activation("leaky_relu", _leaky_relu, _dual_leaky_relu, 1, homogeneous_slopes=(1.0, LEAKY_RELU_SLOPE)),
+    Activation("abs", jnp.abs, _dual_abs, 2, homogeneous_slopes=(1.0, -1.0)),
+    Activation("erf", jax.scipy.special.erf, _dual_erf, 3),
+    Activation("gelu", _gelu_exact, _dual_gelu, 4, relu_limit_variance=1e6),
+    Activation("identity", lambda x: x, _dual_identity, 5, homogeneous_slopes=(1.0, 1.0)),
+    Activation("sin", jnp.sin, _dual_sin, 6),
+    Activation("tanh", jnp.tanh),
+    Activation("softplus", jax.nn.softplus, relu_limit_variance=1e4),
+    Activation("sigmoid", jax.nn.sigmoid),
+)}
+ACTIVATIONS = tuple(REGISTRY)
+CLOSED_FORM_ACTIVATIONS = tuple(n for n, a in REGISTRY.items() if a.closed_form is not None)
+QUADRATURE_ACTIVATIONS = tuple(n for n, a in REGISTRY.items() if a.closed_form is None)
 
 
-def _hermite_coefficients(f, var, n_nodes=HERMITE_NODES, n_terms=HERMITE_TERMS):
-    """c_k(var) = E[f(sqrt(var) z) h_k(z)], z ~ N(0, 1), for a vector of variances: (n, K+1),
-    and the tail  E[f(sqrt(var) z)^2] - sum_k c_k^2 >= 0, which bounds the truncation error."""
-    z, w, h = _hermite_table(n_nodes, n_terms)
-    dtype = var.dtype
-    z, w, h = (jnp.asarray(t, dtype) for t in (z, w, h))
-    fz = f(jnp.sqrt(jnp.maximum(var, 0.0))[..., None] * z)  # (..., nodes)
-    coef = jnp.einsum("...n,kn->...k", fz * w, h)
-    second = jnp.sum(fz * fz * w, axis=-1)
-    tail = jnp.maximum(second - jnp.sum(coef * coef, axis=-1), 0.0)
-    return coef, tail
+def check_activation(value) -> ActivationLike:
+    """A registered name or an elementwise callable; ValueError naming the field otherwise."""
+    if callable(value) or (isinstance(value, str) and value in REGISTRY):
+        return value
+    raise ValueError(
+        f"activation must be one of {', '.join(ACTIVATIONS)} or an elementwise callable, got {value!r}"
+    )
+
+
+def activation_fn(activation: ActivationLike) -> Callable:
+    """The elementwise function phi for a name or a callable."""
+    return activation if callable(activation) else REGISTRY[activation].fn
+
+
+def is_closed_form(activation: ActivationLike) -> bool:
+    return isinstance(activation, str) and REGISTRY[activation].closed_form is not None
 
 
 def _elementwise_grad(f):
@@ -238,78 +227,212 @@ def _elementwise_grad(f):
     return df
 
 
-def _mehler_sum(coef1, coef2, rho):
-    """sum_k rho^k c_k(a) c_k(b) by Horner's rule; coef1, coef2 (..., K+1) broadcast with rho."""
-    c1 = jnp.moveaxis(coef1, -1, 0)
-    c2 = jnp.moveaxis(coef2, -1, 0)
-    last = c1.shape[0] - 1
-
-    def body(i, acc):
-        k = last - 1 - i
-        return acc * rho + c1[k] * c2[k]
-
-    acc = jnp.broadcast_to(c1[last] * c2[last], jnp.broadcast_shapes(c1.shape[1:], c2.shape[1:], rho.shape))
-    return jax.lax.fori_loop(0, last, body, acc)
+# --------------------------------------------------------------------------------------------
+# Every other activation: direct 2-D quadrature, accurate at every variance
+# --------------------------------------------------------------------------------------------
+_GAUSS_HALF_WIDTH = 8.5  # |w| <= 8.5 carries all but 2e-17 of N(0, 1)
+_FAR_STEP = 3.0  # far from the feature, nodes are _FAR_STEP * (t-step) apart in w
+# Nodes per dimension by the largest variance in the call (float64, float32): chosen so that the
+# measured error against an independent polar Gauss-Legendre reference (tests/test_activations.py)
+# is below 1e-13 (float64) and 1e-8 (float32) for tanh, softplus and sigmoid.
+_NODES = {np.dtype(np.float64): ((10.0, 48), (1e3, 64), (1e6, 96), (math.inf, 128)),
+          np.dtype(np.float32): ((1e2, 32), (1e4, 48), (math.inf, 64))}
 
 
-def hermite_dual(f, var1, var2, cov):
-    """Dual kernels of an arbitrary elementwise f through Mehler's formula
-        E[f(u) f(v)] = sum_k rho^k c_k(a) c_k(b),   rho = c / sqrt(ab),
-    with c_k from 1-D Gauss-Hermite quadrature (HERMITE_NODES nodes, HERMITE_TERMS terms).
-    var1 and var2 broadcast against cov (e.g. var1[:, None], var2[None, :]).
+def quadrature_nodes(max_variance: float, dtype) -> int:
+    """Nodes per dimension of `quadrature_dual` for variances up to `max_variance`."""
+    table = _NODES.get(np.dtype(dtype), _NODES[np.dtype(np.float64)])
+    return next(n for q, n in table if max_variance <= q)
 
-    Returns (V, V_dot, bound): by Cauchy-Schwarz the truncation error of every entry is at most
-    sqrt(tail(a) tail(b)) (`bound`, the max over V and V_dot), tail = E[f^2] - sum_k c_k^2 >= 0."""
+
+def graded_rule(center, scale, n: int):
+    """Nodes w (..., n) and weights (N(0, 1) density included) for E[g(w)], w ~ N(0, 1), where g
+    has a feature (a kink, a pole near the real axis) of width `scale` at `center`.
+
+    w = center + s asinh((scale / s) sinh t) with s = _FAR_STEP and t on n equispaced midpoints:
+    near the feature the nodes are `scale` * step apart, far from it s * step, so one rule fits any
+    variance. The integrand is analytic in a strip around the real t axis, where the midpoint rule
+    converges geometrically (Trefethen & Weideman 2014, SIAM Review 56)."""
+    s = _FAR_STEP
+    edge = _GAUSS_HALF_WIDTH
+    c = jnp.clip(center, -edge - 1.0, edge + 1.0)  # a feature beyond the Gaussian's bulk is smooth there
+    r = scale / s
+    t_lo = jnp.arcsinh(jnp.sinh((-edge - c) / s) / r)
+    t_hi = jnp.arcsinh(jnp.sinh((edge - c) / s) / r)
+    h = (t_hi - t_lo) / n
+    t = t_lo[..., None] + h[..., None] * (jnp.arange(n, dtype=h.dtype) + 0.5)
+    st = r[..., None] * jnp.sinh(t)
+    w = c[..., None] + s * jnp.arcsinh(st)
+    dw = scale[..., None] * jnp.cosh(t) / jnp.sqrt(1.0 + st * st)
+    return w, (h[..., None] * (1.0 / math.sqrt(2 * _PI))) * dw * jnp.exp(-0.5 * w * w)
+
+
+def _conditional_sums(f, df, a, b, c, n):
+    """(V, V_dot, E|phi(u) phi(v)|) by the n x n conditional rule of `quadrature_dual`."""
+    dtype = jnp.result_type(a, b, c)
+    sa, sb = jnp.sqrt(a), jnp.sqrt(b)
+    root = sa * sb
+    rho = jnp.where(root > 0, jnp.clip(c / jnp.where(root > 0, root, 1.0), -1.0, 1.0), 0.0)
+    z, wz = graded_rule(jnp.zeros_like(root), jax.lax.rsqrt(jnp.maximum(jnp.maximum(a, b), 1.0)), n)
+    m = (sb * rho)[..., None] * z  # v | u = m + sig w
+    sig = (sb * jnp.sqrt(jnp.maximum(1.0 - rho * rho, 0.0)))[..., None] * jnp.ones_like(z)
+    safe = jnp.where(sig > 0, sig, 1.0)
+    center = jnp.where(sig > 0, -m / safe, 0.0)
+    w, ww = graded_rule(center, jnp.minimum(1.0, 1.0 / safe).astype(dtype), n)
+    v = m[..., None] + sig[..., None] * w
+    fv, dfv = f(v), df(v)
+    u = sa[..., None] * z
+    fu, dfu = f(u), df(u)
+    v_sum = jnp.sum(wz * fu * jnp.sum(ww * fv, -1), -1)
+    vd_sum = jnp.sum(wz * dfu * jnp.sum(ww * dfv, -1), -1)
+    scale = jnp.sum(wz * jnp.abs(fu) * jnp.sum(ww * jnp.abs(fv), -1), -1)
+    scale_d = jnp.sum(wz * jnp.abs(dfu) * jnp.sum(ww * jnp.abs(dfv), -1), -1)
+    return v_sum, vd_sum, scale, scale_d
+
+
+def _quadrature_error(values, scale, n, dtype):
+    """Error estimate of the rule with n nodes from its values with n, n / 2 and n / 4 nodes
+    (`values`, in that order): with d1 = |Q_n - Q_n/2|, d2 = |Q_n/2 - Q_n/4| and a convergence
+    factor r = d2 / d1 per halving, e(n) ~ d1 / (r - 1) = d1^2 / (d2 - d1). This covers geometric
+    convergence (analytic activations: e(n) ~ d1^2 / d2) and algebraic (kinks: e ~ d1 / 3); times
+    10 for safety, at most 10 d1, plus the rounding of the sums, 2 sqrt(n) eps scale."""
+    eps = float(jnp.finfo(dtype).eps)
+    fine, half, quarter = values
+    d1, d2 = jnp.abs(fine - half), jnp.abs(half - quarter)
+    gap = d2 - d1
+    est = jnp.where(gap > d1, d1 * d1 / jnp.where(gap > 0, gap, 1.0), d1)
+    return 10.0 * est + 2.0 * math.sqrt(n) * eps * scale
+
+
+def quadrature_dual(f, a, b, c, n: int):
+    """(V, V_dot, error of V, error of V_dot) of any elementwise f by direct 2-D quadrature:
+
+        E[f(u) f(v)] = E_u[ f(u) E_w[ f(m(u) + sig w) ] ],  m = (c / a) u,  sig^2 = b - c^2 / a,
+
+    outer over u = sqrt(a) z with nodes graded at z = 0 (width 1 / sqrt(max(a, b, 1))), inner with
+    nodes graded at the kink w = -m / sig (width min(1, 1 / sig)); see `graded_rule`. Unlike a
+    Hermite (Mehler) series, the cost does not grow with the variance: f(sqrt(q) z) for large q is
+    a near-step whose width the nodes follow. The errors are the a-posteriori estimates of
+    `_quadrature_error` (rule with n against n / 2 and n / 4 nodes per dimension)."""
+    dtype = jnp.result_type(a, b, c)
     df = _elementwise_grad(f)
-    rho, _ = _correlation(var1, var2, cov)
-    c1, t1 = _hermite_coefficients(f, var1)
-    c2, t2 = _hermite_coefficients(f, var2)
-    d1, s1 = _hermite_coefficients(df, var1)
-    d2, s2 = _hermite_coefficients(df, var2)
-    v = _mehler_sum(c1, c2, rho)
-    v_dot = _mehler_sum(d1, d2, rho)
-    bound = jnp.maximum(jnp.sqrt(jnp.max(t1) * jnp.max(t2)), jnp.sqrt(jnp.max(s1) * jnp.max(s2)))
-    return v, v_dot, bound
+    v, vd, s, sd = _conditional_sums(f, df, a, b, c, n)
+    v2, vd2, _, _ = _conditional_sums(f, df, a, b, c, n // 2)
+    v4, vd4, _, _ = _conditional_sums(f, df, a, b, c, n // 4)
+    return v, vd, _quadrature_error((v, v2, v4), s, n, dtype), _quadrature_error((vd, vd2, vd4), sd, n, dtype)
 
 
-def hermite_dual_diag(f, var):
-    """E[f(u)^2] and E[f'(u)^2] for u ~ N(0, var), by 1-D Gauss-Hermite quadrature."""
-    z, w, _ = _hermite_table(HERMITE_NODES, 0)
-    z, w = jnp.asarray(z, var.dtype), jnp.asarray(w, var.dtype)
-    u = jnp.sqrt(jnp.maximum(var, 0.0))[..., None] * z
-    fu = f(u)
-    dfu = _elementwise_grad(f)(u)
-    return jnp.sum(fu * fu * w, -1), jnp.sum(dfu * dfu * w, -1)
+def quadrature_moments(f, q, n: int, orders: int = 2):
+    """E[f^(j)(u)^2] for j < orders, u ~ N(0, q), stacked on a new first axis (for orders = 4 a
+    fifth row: d E[f(u)^2] / dq = E[f'(u)^2 + f(u) f''(u)], heat equation), and the error estimates
+    of the first two (j = 0, 1), by the 1-D rule of `graded_rule`."""
+    dtype = jnp.result_type(q)
+    derivs = [f]
+    for _ in range(orders - 1):
+        derivs.append(_elementwise_grad(derivs[-1]))
+
+    def moments(k):
+        z, wz = graded_rule(jnp.zeros_like(q), jax.lax.rsqrt(jnp.maximum(q, 1.0)), k)
+        u = jnp.sqrt(q)[..., None] * z
+        vals = [g(u) for g in derivs]
+        rows = [jnp.sum(wz * g * g, -1) for g in vals]
+        if orders == 4:
+            rows.append(jnp.sum(wz * (vals[1] ** 2 + vals[0] * vals[2]), -1))
+        return jnp.stack(rows)
+
+    fine = moments(n)
+    err = _quadrature_error((fine[:2], moments(n // 2)[:2], moments(n // 4)[:2]), fine[:2], n, dtype)
+    return fine, err
+
+
+# --------------------------------------------------------------------------------------------
+# Mehler series: the depth page's fast path for a variance shared by many pairs
+# --------------------------------------------------------------------------------------------
+HERMITE_TERMS = 160
+HERMITE_NODES = 320
+
+
+@functools.lru_cache(maxsize=8)
+def _hermite_table(n_nodes: int, n_terms: int):
+    """Probabilists' Gauss-Hermite nodes z, weights w (sum 1) and normalized Hermite polynomials
+    h_k(z) = He_k(z) / sqrt(k!) at the nodes (n_terms + 1, n_nodes), in float64 numpy."""
+    x, w = np.polynomial.hermite.hermgauss(n_nodes)
+    z = x * math.sqrt(2.0)
+    w = w / math.sqrt(math.pi)
+    h = np.zeros((n_terms + 1, n_nodes))
+    h[0] = 1.0
+    h[1] = z
+    for k in range(1, n_terms):
+        h[k + 1] = (z * h[k] - math.sqrt(k) * h[k - 1]) / math.sqrt(k + 1)
+    return z, w, h
+
+
+def mehler_dual(f, qa, qb, c):
+    """(V, V_dot) by Mehler's formula E[f(u) f(v)] = sum_k rho^k c_k(a) c_k(b), rho = c / sqrt(ab),
+    c_k(q) = E[f(sqrt(q) z) h_k(z)] by 320-node Gauss-Hermite quadrature, 160 terms; coefficients
+    computed once when qb is qa. Float64 only (the h_k table leaves the float32 range). Cheap per
+    pair once the coefficients exist, but accurate only for moderate variances (the nodes cannot
+    resolve f(sqrt(q) z) for q >~ 10): used by the depth page, whose pairs share one variance;
+    everything else uses `quadrature_dual`."""
+    z, w, h = (jnp.asarray(t, jnp.float64) for t in _hermite_table(HERMITE_NODES, HERMITE_TERMS))
+    df = _elementwise_grad(f)
+
+    def coefficients(g, q):
+        return jnp.einsum("...n,kn->...k", g(jnp.sqrt(jnp.maximum(q, 0.0))[..., None] * z) * w, h)
+
+    ca, da = coefficients(f, qa), coefficients(df, qa)
+    cb, db = (ca, da) if qb is qa else (coefficients(f, qb), coefficients(df, qb))
+    rho = jnp.clip(c / (jnp.sqrt(qa) * jnp.sqrt(qb)), -1.0, 1.0)
+
+    def mehler_sum(c1, c2):
+        c1, c2 = jnp.moveaxis(c1, -1, 0), jnp.moveaxis(c2, -1, 0)
+        last = c1.shape[0] - 1
+        acc = jnp.broadcast_to(c1[last] * c2[last], jnp.broadcast_shapes(c1.shape[1:], c2.shape[1:], rho.shape))
+        return jax.lax.fori_loop(0, last, lambda i, a: a * rho + c1[last - 1 - i] * c2[last - 1 - i], acc)
+
+    return mehler_sum(ca, cb), mehler_sum(da, db)
 
 
 # --------------------------------------------------------------------------------------------
 # Public entry points
 # --------------------------------------------------------------------------------------------
-def is_closed_form(activation: ActivationLike) -> bool:
-    return isinstance(activation, str) and activation in _CLOSED_FORM
+def _max_variance(*arrays) -> float:
+    """Largest variance in the arrays, for the node count; inside jit (tracers), the worst case."""
+    try:
+        return max(float(jnp.max(x)) for x in arrays)
+    except (jax.errors.ConcretizationTypeError, TypeError):
+        return math.inf
 
 
 def dual_activation(activation: ActivationLike, var1, var2, cov):
     """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[var1, cov], [cov, var2]]),
     elementwise; var1 and var2 broadcast against cov."""
-    v, v_dot, _ = dual_activation_with_bound(activation, var1, var2, cov)
+    v, v_dot, _, _ = dual_activation_with_bound(activation, var1, var2, cov)
     return v, v_dot
 
 
-def dual_activation_with_bound(activation: ActivationLike, var1, var2, cov):
-    """`dual_activation` plus a bound on its error: 0 for closed forms, the Hermite truncation
-    bound of `hermite_dual` otherwise."""
+def dual_activation_with_bound(activation: ActivationLike, var1, var2, cov, n: int | None = None):
+    """`dual_activation` plus error estimates of V and V_dot (elementwise): 0 for closed forms, the
+    quadrature estimate of `quadrature_dual` otherwise. n: nodes per dimension (default by the
+    largest variance, `quadrature_nodes`)."""
     var1, var2, cov = jnp.asarray(var1), jnp.asarray(var2), jnp.asarray(cov)
     cov = snap_covariance(var1, var2, cov)
     if is_closed_form(activation):
-        v, v_dot = _CLOSED_FORM[activation](var1, var2, cov)
-        return v, v_dot, jnp.zeros((), v.dtype)
-    return hermite_dual(activation_fn(activation), var1, var2, cov)
+        v, v_dot = REGISTRY[activation].closed_form(var1, var2, cov)
+        zero = jnp.zeros_like(v)
+        return v, v_dot, zero, zero
+    var1, var2, cov = jnp.broadcast_arrays(var1, var2, cov)
+    if n is None:
+        n = quadrature_nodes(_max_variance(var1, var2), var1.dtype)
+    return quadrature_dual(activation_fn(activation), var1, var2, cov, n)
 
 
-def dual_activation_diag(activation: ActivationLike, var):
+def dual_activation_diag(activation: ActivationLike, var, n: int | None = None):
     """(E[phi(u)^2], E[phi'(u)^2]) for u ~ N(0, var), elementwise over var."""
     var = jnp.asarray(var)
     if is_closed_form(activation):
-        return _CLOSED_FORM[activation](var, var, var)
-    return hermite_dual_diag(activation_fn(activation), var)
+        return REGISTRY[activation].closed_form(var, var, var)
+    if n is None:
+        n = quadrature_nodes(_max_variance(var), var.dtype)
+    m, _ = quadrature_moments(activation_fn(activation), var, n)
+    return m[0], m[1]

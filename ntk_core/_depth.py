@@ -51,9 +51,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._activations import (_elementwise_grad, _hermite_coefficients, activation_fn, dual_activation,
-                           dual_activation_diag, is_closed_form)
-from ._spec import ACTIVATIONS, LEAKY_RELU_SLOPE, ActivationLike, activation_name
+from ._activations import (REGISTRY, ActivationLike, activation_fn, check_activation, dual_activation,
+                           dual_activation_diag, is_closed_form, mehler_dual)
+from ._spec import activation_name
 from ._validation import check_int as _check_int
 
 # Size limits (enforced here; the page uses smaller ones).
@@ -64,24 +64,17 @@ MAX_STARTS = 32  # starting correlations for the rho^(L) curves
 MAX_STORED_DEPTHS = 400
 Q_MIN, Q_MAX = 1e-300, 1e30
 Q_LINEAR = 1e-8  # below this variance smooth activations are replaced by their linearization
-# Positively homogeneous of degree 1: phi(s x) = s phi(x) for s > 0 (slopes on x > 0 and x < 0).
-HOMOGENEOUS_SLOPES = {"relu": (1.0, 0.0), "leaky_relu": (1.0, LEAKY_RELU_SLOPE), "abs": (1.0, -1.0),
-                      "identity": (1.0, 1.0)}
-# gelu and softplus approach relu as q -> infinity; above these variances the relu duals are used.
-RELU_LIMIT_VARIANCE = {"gelu": 1e6, "softplus": 1e4}
+# From the activation registry: positively homogeneous activations (phi(s x) = s phi(x), s > 0;
+# slopes on x > 0 and x < 0), and those that approach relu as q -> infinity, with the variance
+# above which the relu duals are used.
+HOMOGENEOUS_SLOPES = {n: a.homogeneous_slopes for n, a in REGISTRY.items() if a.homogeneous_slopes}
+RELU_LIMIT_VARIANCE = {n: a.relu_limit_variance for n, a in REGISTRY.items() if a.relu_limit_variance}
 PHASE_TOLERANCE = 1e-6
 
 
 # ----------------------------------------------------------------------------------------------
 # Validation
 # ----------------------------------------------------------------------------------------------
-def _check_activation(activation) -> ActivationLike:
-    if callable(activation) or (isinstance(activation, str) and activation in ACTIVATIONS):
-        return activation
-    raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)} or a callable, "
-                     f"got {activation!r}")
-
-
 def _check_float(name: str, value, low: float = 0.0, high: float = 1e6, *, positive=False) -> float:
     try:
         value = float(value)
@@ -94,7 +87,7 @@ def _check_float(name: str, value, low: float = 0.0, high: float = 1e6, *, posit
 
 
 def _check_params(activation, w_std, b_std):
-    activation = _check_activation(activation)
+    activation = check_activation(activation)
     w_std = _check_float("w_std", w_std, 0.0, 100.0, positive=True)
     b_std = _check_float("b_std", b_std, 0.0, 100.0)
     return activation, w_std, b_std
@@ -123,32 +116,12 @@ def _value_and_slope_at_zero(activation):
         return float(f(zero)), float(jax.grad(lambda t: f(t))(zero))
 
 
-def _mehler(coef_a, coef_b, rho):
-    """sum_k rho^k c_k(a) c_k(b) (Horner, fori_loop); coef (..., K+1) broadcast against rho."""
-    ca, cb = jnp.moveaxis(coef_a, -1, 0), jnp.moveaxis(coef_b, -1, 0)
-    last = ca.shape[0] - 1
-    acc = jnp.broadcast_to(ca[last] * cb[last],
-                           jnp.broadcast_shapes(ca.shape[1:], cb.shape[1:], rho.shape))
-    return jax.lax.fori_loop(0, last, lambda i, a: a * rho + ca[last - 1 - i] * cb[last - 1 - i], acc)
-
-
 def _dual_any(activation, qa, qb, c):
-    """dual_activation with qa, qb broadcast against c for every activation: closed forms
-    directly, the others by the Mehler series of _activations (Hermite coefficients by
-    Gauss-Hermite quadrature), computed once when qa is qb (one shared variance)."""
+    """dual_activation with qa, qb broadcast against c for every activation: closed forms directly,
+    the others by `mehler_dual` (coefficients once per layer when qa is qb: one shared variance)."""
     if is_closed_form(activation):
         return dual_activation(activation, qa, qb, c)
-    f = activation_fn(activation)
-    df = _elementwise_grad(f)
-    rho = jnp.clip(c / (jnp.sqrt(qa) * jnp.sqrt(qb)), -1.0, 1.0)
-    ca, _ = _hermite_coefficients(f, qa)
-    da, _ = _hermite_coefficients(df, qa)
-    if qb is qa:
-        cb, db = ca, da
-    else:
-        cb, _ = _hermite_coefficients(f, qb)
-        db, _ = _hermite_coefficients(df, qb)
-    return _mehler(ca, cb, rho), _mehler(da, db, rho)
+    return mehler_dual(activation_fn(activation), qa, qb, c)
 
 
 def _dual(activation, qa, qb, c):
@@ -182,7 +155,8 @@ def _dual_diag(activation, q):
         return dual_activation_diag(activation, q)
     lo = Q_LINEAR
     hi = RELU_LIMIT_VARIANCE.get(activation, Q_MAX) if isinstance(activation, str) else Q_MAX
-    v, vd = dual_activation_diag(activation, jnp.clip(q, lo, hi))
+    qc = jnp.clip(q, lo, hi)
+    v, vd = _dual_any(activation, qc, qc, qc)  # the pairs' rule at rho = 1: the fixed point stays exact
     f0, d0 = _value_and_slope_at_zero(activation)
     v = jnp.where(q < lo, f0 * f0 + d0 * d0 * q, v)
     vd = jnp.where(q < lo, d0 * d0, vd)

@@ -20,12 +20,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-# Activation ids understood by the kernels (closed forms only; others go through JAX).
-ACTIVATION_IDS = {"relu": 0, "leaky_relu": 1, "abs": 2, "erf": 3, "gelu": 4, "identity": 5, "sin": 6}
+from ._activations import LEAKY_RELU_SLOPE, REGISTRY
+
+# Activation ids understood by the kernels (the registry's fast_id; others go through JAX).
+ACTIVATION_IDS = {name: a.fast_id for name, a in REGISTRY.items() if a.fast_id is not None}
 
 _FASTMATH = True  # overflow is caught before: the diagonal pass bounds every entry (Cauchy-Schwarz)
 _PI = math.pi
-_LEAKY = 0.1  # keep equal to _spec.LEAKY_RELU_SLOPE (checked by the tests)
+_LEAKY = LEAKY_RELU_SLOPE
 _SNAP_ULPS = 8  # same rule as _activations._RHO_SNAP_ULPS
 
 

@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._activations import dual_activation_diag, dual_activation_with_bound
+from ._activations import (REGISTRY, activation_fn, dual_activation, dual_activation_diag, dual_activation_with_bound,
+                           is_closed_form, quadrature_moments, quadrature_nodes)
 from ._spec import CNN, MLP, NetworkSpec
 
 # Scratch memory a single compiled tile call may use (intermediates, not the output).
@@ -47,12 +48,20 @@ class KernelOverflowError(FloatingPointError):
 class Kernels:
     """Infinite-width kernels: `nngp` (Sigma) and `ntk` (Theta), numpy arrays of shape (n1, n2).
 
-    `dual_error_bound` is 0 for closed-form activations; otherwise the largest per-layer bound on
-    the truncation error of the Hermite series (see `_activations.hermite_dual`)."""
+    `dual_error_bound` bounds the absolute error of every entry of both kernels that the
+    quadrature of activations without a closed form causes (0 for closed forms), diagonal entries
+    included, propagated through the layers (see `_quadrature_layer`); floating-point rounding of
+    the recursion itself, common to every activation (~eps per layer), is not in it.
+    `relative_error_bound` divides it by the largest kernel entry."""
 
     nngp: np.ndarray
     ntk: np.ndarray
     dual_error_bound: float = 0.0
+
+    @property
+    def relative_error_bound(self) -> float:
+        scale = max(float(np.max(np.abs(self.nngp))), float(np.max(np.abs(self.ntk))))
+        return self.dual_error_bound / scale if scale > 0 else 0.0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,16 +168,15 @@ def _first_nonfinite_layer(history):
 # Fully connected: one tile of the output
 # ----------------------------------------------------------------------------------------------
 def _mlp_tile(xa, xb, va, vb, w2, b2, activation, depth):
-    """Sigma, Theta and the dual error bound on a tile: xa (Ta, d), xb (Tb, d), per-layer
-    variances va (depth + 1, Ta), vb (depth + 1, Tb)."""
+    """Sigma, Theta and the error bound (0: closed forms) on a tile: xa (Ta, d), xb (Tb, d),
+    per-layer variances va (depth + 1, Ta), vb (depth + 1, Tb)."""
     sigma = w2 * (xa @ xb.T) / xa.shape[1] + b2
     theta = sigma
     bound = jnp.zeros((), sigma.dtype)
     for layer in range(depth):
-        v, v_dot, err = _dual_with_bound(activation, va[layer][:, None], vb[layer][None, :], sigma)
+        v, v_dot = dual_activation(activation, va[layer][:, None], vb[layer][None, :], sigma)
         sigma = w2 * v + b2
         theta = sigma + w2 * v_dot * theta
-        bound = jnp.maximum(bound, err)
     return sigma, theta, bound
 
 
@@ -179,9 +187,9 @@ def _mlp_tile_scan(xa, xb, va, vb, w2, b2, activation, depth):
     def step(carry, layer_vars):
         sigma, theta, bound = carry
         a, b = layer_vars
-        v, v_dot, err = _dual_with_bound(activation, a[:, None], b[None, :], sigma)
+        v, v_dot = dual_activation(activation, a[:, None], b[None, :], sigma)
         sigma = w2 * v + b2
-        return (sigma, sigma + w2 * v_dot * theta, jnp.maximum(bound, err)), None
+        return (sigma, sigma + w2 * v_dot * theta, bound), None
 
     init = (sigma0, sigma0, jnp.zeros((), sigma0.dtype))
     (sigma, theta, bound), _ = jax.lax.scan(step, init, (va[:depth], vb[:depth]))
@@ -189,6 +197,76 @@ def _mlp_tile_scan(xa, xb, va, vb, w2, b2, activation, depth):
 
 
 _dual_with_bound = dual_activation_with_bound
+
+
+def _quadrature_layer(activation, n, w2, b2, a, b, ma, mb, da, db, sigma, theta, dsig, dth):
+    """One layer of the recursion for a quadrature activation, with first-order error bounds.
+
+    a, b: variances of the two points (and da, db bounds on their errors); ma, mb: (..., 4) moments
+    E[phi^(j)(u)^2], j = 0..3, at those variances; dsig, dth: bounds on the errors of sigma, theta.
+    With eV, eV_dot the quadrature errors of this layer (`quadrature_dual`), Price's theorem
+    (dV/dc = V_dot, dV_dot/dc = E[phi'' phi'']), the heat equation (dV/da = E[phi''(u) phi(v)] / 2)
+    and Cauchy-Schwarz:
+
+        dV     <= eV + |V_dot| dsig + sqrt(m2a m0b) da / 2 + sqrt(m0a m2b) db / 2
+        dV_dot <= eV_dot + sqrt(m2a m2b) dsig + sqrt(m3a m1b) da / 2 + sqrt(m1a m3b) db / 2
+        dsig'  =  w^2 dV,    dth' = dsig' + w^2 ((|V_dot| + dV_dot) dth + |theta| dV_dot)."""
+    v, vd, ev, evd = _dual_with_bound(activation, a, b, sigma, n=n)
+    m0a, m1a, m2a, m3a = (ma[..., j] for j in range(4))
+    m0b, m1b, m2b, m3b = (mb[..., j] for j in range(4))
+    dv = ev + jnp.abs(vd) * dsig + 0.5 * (jnp.sqrt(m2a * m0b) * da + jnp.sqrt(m0a * m2b) * db)
+    dvd = evd + jnp.sqrt(m2a * m2b) * dsig + 0.5 * (jnp.sqrt(m3a * m1b) * da + jnp.sqrt(m1a * m3b) * db)
+    new_sigma = w2 * v + b2
+    new_dsig = w2 * dv
+    new_theta = new_sigma + w2 * vd * theta
+    new_dth = new_dsig + w2 * ((jnp.abs(vd) + dvd) * dth + jnp.abs(theta) * dvd)
+    return new_sigma, new_theta, new_dsig, new_dth
+
+
+def _mlp_tile_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, activation, depth, n):
+    """`_mlp_tile` for quadrature activations: ma, mb (depth, T, 4) moments and da, db (depth + 1, T)
+    variance error bounds per layer and point; n: quadrature nodes per dimension (static). A loop,
+    not unrolled: one compiled layer keeps compile time short."""
+    sigma = w2 * (xa @ xb.T) / xa.shape[1] + b2
+    theta = sigma
+    dsig = jnp.zeros_like(sigma)
+    dth = dsig
+
+    def layer(l, carry):
+        sigma, theta, dsig, dth = carry
+        return _quadrature_layer(activation, n, w2, b2, va[l][:, None], vb[l][None, :], ma[l][:, None],
+                                 mb[l][None, :], da[l][:, None], db[l][None, :], sigma, theta, dsig, dth)
+
+    sigma, theta, dsig, dth = jax.lax.fori_loop(0, depth, layer, (sigma, theta, dsig, dth))
+    return sigma, theta, jnp.maximum(jnp.max(dsig), jnp.max(dth))
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "depth", "n"))
+def _mlp_tiles_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, *, activation, depth, n):
+    f = functools.partial(_mlp_tile_quadrature, w2=w2, b2=b2, activation=activation, depth=depth, n=n)
+    return jax.vmap(f)(xa, xb, va, vb, ma, mb, da, db)
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "n"))
+def _diagonal_moments(hist, w2, b2, *, activation, n):
+    """Per layer l < depth and point: the moments E[phi^(j)(u)^2], j = 0..3, u ~ N(0, hist[l]) (shape
+    (depth, ..., 4)), and bounds dvar (depth + 1, ...) on the quadrature error of hist itself:
+    dvar[0] = 0, dvar[l+1] = w^2 (e0 + |d E[phi^2] / dq| dvar[l]) (to first order), with
+    d E[phi(u)^2] / dq = E[phi'^2 + phi phi''] (heat equation)."""
+    m, err = quadrature_moments(activation_fn(activation), hist[:-1], n, orders=4)
+
+    def step(dvar, layer):
+        m_l, e0 = layer
+        return w2 * (e0 + jnp.abs(m_l[4]) * dvar), dvar
+
+    last, dvar = jax.lax.scan(step, jnp.zeros_like(hist[0]), (jnp.moveaxis(m, 0, 1), err[0]))
+    return jnp.moveaxis(m[:4], 0, -1), jnp.concatenate([dvar, last[None]], axis=0)
+
+
+def _layer_nodes(hist1, hist2, dtype) -> int:
+    """Quadrature nodes per dimension from the largest variance any layer sees (hist: (depth + 1, ...))."""
+    top = max(float(np.max(np.asarray(hist1)[:-1], initial=0.0)), float(np.max(np.asarray(hist2)[:-1], initial=0.0)))
+    return quadrature_nodes(top, dtype)
 
 
 UNROLL_MAX_DEPTH = 24
@@ -299,8 +377,9 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
         _check_finite(spec, nngp, ntk, dtype)
         return Kernels(nngp=nngp, ntk=ntk)
 
-    entry_cost = 1 if isinstance(act, str) and act in ("relu", "erf", "identity", "abs", "leaky_relu", "sin", "gelu") else 4
-    tile, pairs, per_call = _tile_plan(n1, n2, symmetric, entry_cost, np.dtype(dtype).itemsize)
+    if not is_closed_form(act):
+        return _mlp_kernels_quadrature(x1, x2, hist1, hist2, w2, b2, act, depth, symmetric, dtype, spec)
+    tile, pairs, per_call = _tile_plan(n1, n2, symmetric, 1, np.dtype(dtype).itemsize)
     t1, t2 = -(-n1 // tile), -(-n2 // tile)
     rows_a = (_pad_rows(x1, t1 * tile), _pad_rows(np.asarray(hist1).T, t1 * tile))
     rows_b = rows_a if symmetric else (_pad_rows(x2, t2 * tile), _pad_rows(np.asarray(hist2).T, t2 * tile))
@@ -311,6 +390,35 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
         return _mlp_tiles(
             xa, xb, np.swapaxes(va, 1, 2), np.swapaxes(vb, 1, 2), w2, b2, activation=act, depth=depth
         )
+
+    nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tile, pairs, per_call, dtype)
+    _check_finite(spec, nngp, ntk, dtype)
+    return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
+
+
+def _mlp_kernels_quadrature(x1, x2, hist1, hist2, w2, b2, act, depth, symmetric, dtype, spec):
+    n1, n2 = x1.shape[0], x2.shape[0]
+    n = _layer_nodes(hist1, hist2, dtype)
+    diag_n = quadrature_nodes(np.inf, dtype)
+    m1, dv1 = _diagonal_moments(hist1, w2, b2, activation=act, n=diag_n)
+    m2, dv2 = (m1, dv1) if symmetric else _diagonal_moments(hist2, w2, b2, activation=act, n=diag_n)
+    cost = n * n * 21 // 16 + 4
+    tile, pairs, per_call = _tile_plan(n1, n2, symmetric, cost, np.dtype(dtype).itemsize)
+    t1, t2 = -(-n1 // tile), -(-n2 // tile)
+
+    def rows(x, hist, m, dv, t):
+        return (_pad_rows(x, t * tile), _pad_rows(np.asarray(hist).T, t * tile),
+                _pad_rows(np.moveaxis(np.asarray(m), 1, 0), t * tile), _pad_rows(np.asarray(dv).T, t * tile))
+
+    rows_a = rows(x1, hist1, m1, dv1, t1)
+    rows_b = rows_a if symmetric else rows(x2, hist2, m2, dv2, t2)
+
+    def compute(a, b):
+        xa, va, ma, da = a
+        xb, vb, mb, db = b
+        return _mlp_tiles_quadrature(
+            xa, xb, np.swapaxes(va, 1, 2), np.swapaxes(vb, 1, 2), np.swapaxes(ma, 1, 2), np.swapaxes(mb, 1, 2),
+            np.swapaxes(da, 1, 2), np.swapaxes(db, 1, 2), w2, b2, activation=act, depth=depth, n=n)
 
     nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tile, pairs, per_call, dtype)
     _check_finite(spec, nngp, ntk, dtype)
@@ -356,13 +464,17 @@ def _cnn_diagonal(x, w2, b2, *, activation, depth):
     return jnp.concatenate([var0[None], history], axis=0), theta
 
 
-def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout):
-    """CNTK of one image pair after every layer: (nngp, ntk) of shape (max(depth, 1),), entry l the
-    readout after layer l + 1 (depth 0: of the input). xa, xb: (H, W, C); va, vb: per-layer
-    variances (depth + 1, H, W)."""
+def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout, nodes):
+    """CNTK of one image pair after every layer: (nngp, ntk, bound), each of shape (max(depth, 1),),
+    entry l the readout after layer l + 1 (depth 0: of the input). xa, xb: (H, W, C); va, vb:
+    per-layer variances (depth + 1, H, W).
+
+    The error bound of a quadrature activation is propagated as in `_quadrature_layer` (the patch
+    average of bounds bounds the patch average of errors), to first order in the covariance only:
+    the second-derivative terms there are left out here."""
+    n = nodes
     c = xa.shape[-1]
     diagonal = readout == "flatten"
-    bound = jnp.zeros((), xa.dtype)
     if diagonal:
         raw = jnp.sum(xa * xb, axis=-1) / c  # (H, W)
         average = _patch_average_2d
@@ -373,26 +485,30 @@ def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout):
         bcast = lambda a, b: (a[:, :, None, None], b[None, None, :, :])  # noqa: E731
 
     if depth == 0:
-        return (w2 * jnp.mean(raw) + b2)[None], (w2 * jnp.mean(raw) + b2)[None], bound
-    nngps, ntks = [], []
+        out = (w2 * jnp.mean(raw) + b2)[None]
+        return out, out, jnp.zeros(1, raw.dtype)
+    nngps, ntks, bounds = [], [], []
     sigma = w2 * average(raw) + b2
     theta = sigma
+    dsig = dth = jnp.zeros_like(sigma)
     for layer in range(depth):
         a, b = bcast(va[layer], vb[layer])
-        v, v_dot, err = _dual_with_bound(activation, a, b, sigma)
-        bound = jnp.maximum(bound, err)
-        feat_theta = v + v_dot * theta
+        v, v_dot, ev, evd = _dual_with_bound(activation, a, b, sigma, n=n)
+        dv = ev + jnp.abs(v_dot) * dsig
+        f, df = v + v_dot * theta, dv + (jnp.abs(v_dot) + evd) * dth + jnp.abs(theta) * evd
         nngps.append(w2 * jnp.mean(v) + b2)
-        ntks.append(w2 * jnp.mean(feat_theta) + b2)
+        ntks.append(w2 * jnp.mean(f) + b2)
+        bounds.append(w2 * jnp.maximum(jnp.mean(dv), jnp.mean(df)))
         if layer < depth - 1:
-            theta = w2 * average(feat_theta) + b2
-            sigma = w2 * average(v) + b2
-    return jnp.stack(nngps), jnp.stack(ntks), bound
+            theta, dth = w2 * average(f) + b2, w2 * average(df)
+            sigma, dsig = w2 * average(v) + b2, w2 * average(dv)
+    return jnp.stack(nngps), jnp.stack(ntks), jnp.stack(bounds)
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "depth", "readout"))
-def _cnn_pairs(xa, xb, va, vb, w2, b2, *, activation, depth, readout):
-    f = functools.partial(_cnn_pair, w2=w2, b2=b2, activation=activation, depth=depth, readout=readout)
+@functools.partial(jax.jit, static_argnames=("activation", "depth", "readout", "nodes"))
+def _cnn_pairs(xa, xb, va, vb, w2, b2, *, activation, depth, readout, nodes):
+    f = functools.partial(_cnn_pair, w2=w2, b2=b2, activation=activation, depth=depth, readout=readout,
+                          nodes=nodes)
     return jax.vmap(f)(xa, xb, va, vb)
 
 
@@ -437,28 +553,30 @@ def _cnn_kernels(spec: CNN, x1, x2, engine, n_rec=1, progress=None) -> list:
         _check_finite(spec, nngp, ntk, dtype)
         return [Kernels(nngp=nngp[r], ntk=ntk[r]) for r in range(n_rec)]
 
+    nodes = None if is_closed_form(act) else _layer_nodes(np.moveaxis(hist1, 1, 0), np.moveaxis(hist2, 1, 0), dtype)
     per_pair = h * w if spec.readout == "flatten" else (h * w) ** 2
+    per_pair *= nodes * nodes * 21 // 16 + 4 if nodes else 1
     budget = max(1, TILE_MEMORY_BYTES // (_LIVE_ARRAYS * np.dtype(dtype).itemsize * per_pair))
     per_call = int(min(len(ii), budget))
     nngp = np.empty((n_rec, n1, n2), dtype)
     ntk = np.empty((n_rec, n1, n2), dtype)
-    bound = 0.0
+    bound = np.zeros(n_rec)
     for start in range(0, len(ii), per_call):
         i, j = ii[start : start + per_call], jj[start : start + per_call]
         pad = per_call - len(i)
         ip, jp = np.concatenate([i, np.full(pad, i[-1])]), np.concatenate([j, np.full(pad, j[-1])])
         s, t, err = _cnn_pairs(
-            x1[ip], x2[jp], hist1[ip], hist2[jp], w2, b2, activation=act, depth=depth, readout=spec.readout
-        )
+            x1[ip], x2[jp], hist1[ip], hist2[jp], w2, b2, activation=act, depth=depth, readout=spec.readout,
+            nodes=nodes)
         s, t = np.asarray(s)[: len(i), -n_rec:].T, np.asarray(t)[: len(i), -n_rec:].T
         nngp[:, i, j], ntk[:, i, j] = s, t
         if symmetric:
             nngp[:, j, i], ntk[:, j, i] = s, t
-        bound = max(bound, float(np.max(err)))
+        bound = np.maximum(bound, np.max(np.asarray(err)[: len(i), -n_rec:], axis=0))
         if progress is not None:
             progress(min(start + per_call, len(ii)) / len(ii))
     _check_finite(spec, nngp, ntk, dtype)
-    return [Kernels(nngp=nngp[r], ntk=ntk[r], dual_error_bound=bound) for r in range(n_rec)]
+    return [Kernels(nngp=nngp[r], ntk=ntk[r], dual_error_bound=float(bound[r])) for r in range(n_rec)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -554,7 +672,7 @@ def _choose_engine(spec, engine):
     return engine
 
 
-_FAST_ACTIVATIONS = ("relu", "leaky_relu", "abs", "erf", "gelu", "identity", "sin")
+_FAST_ACTIVATIONS = tuple(name for name, a in REGISTRY.items() if a.fast_id is not None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -569,7 +687,7 @@ def infinite_kernels(spec: NetworkSpec, x1, x2=None, *, engine: str = "auto") ->
     kernel leaves the floating point range.
 
     engine: "numba" (compiled CPU kernels, closed-form activations only), "jax" (XLA; every
-    activation, Hermite series for those without a closed form) or "auto" (numba when it can)."""
+    activation, 2-D quadrature for those without a closed form) or "auto" (numba when it can)."""
     if isinstance(spec, (MLP, CNN)):
         engine = _choose_engine(spec, engine)
     if isinstance(spec, MLP):

@@ -9,30 +9,14 @@ Conventions follow Neural Tangents' NTK parameterization (see ../shared/referenc
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Union
+from typing import Union
 
+# The activation lists are derived from the registry in _activations (one place per activation).
+from ._activations import (ACTIVATIONS, CLOSED_FORM_ACTIVATIONS, LEAKY_RELU_SLOPE,  # noqa: F401
+                           QUADRATURE_ACTIVATIONS, ActivationLike, check_activation)
 from ._validation import check_int, check_number
 
-ActivationLike = Union[str, Callable]
-
-# Activations with closed-form dual kernels; any other elementwise callable (and the names in
-# QUADRATURE_ACTIVATIONS) use Gauss-Hermite quadrature.
-CLOSED_FORM_ACTIVATIONS = ("relu", "leaky_relu", "abs", "erf", "gelu", "identity", "sin")
-QUADRATURE_ACTIVATIONS = ("tanh", "softplus", "sigmoid")
-ACTIVATIONS = CLOSED_FORM_ACTIVATIONS + QUADRATURE_ACTIVATIONS
-LEAKY_RELU_SLOPE = 0.1
-
 MAX_DEPTH = 100_000
-
-
-def _check_activation(value) -> ActivationLike:
-    if callable(value):
-        return value
-    if isinstance(value, str) and value in ACTIVATIONS:
-        return value
-    raise ValueError(
-        f"activation must be one of {', '.join(ACTIVATIONS)} or an elementwise callable, got {value!r}"
-    )
 
 
 def activation_name(activation: ActivationLike) -> str:
@@ -54,7 +38,7 @@ class MLP:
         object.__setattr__(self, "width", check_int("width", self.width, 1))
         object.__setattr__(self, "w_std", check_number("w_std", self.w_std))
         object.__setattr__(self, "b_std", check_number("b_std", self.b_std))
-        object.__setattr__(self, "activation", _check_activation(self.activation))
+        object.__setattr__(self, "activation", check_activation(self.activation))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +58,7 @@ class CNN:
         object.__setattr__(self, "channels", check_int("channels", self.channels, 1))
         object.__setattr__(self, "w_std", check_number("w_std", self.w_std))
         object.__setattr__(self, "b_std", check_number("b_std", self.b_std))
-        object.__setattr__(self, "activation", _check_activation(self.activation))
+        object.__setattr__(self, "activation", check_activation(self.activation))
         if self.readout not in ("gap", "flatten"):
             raise ValueError(f"readout must be 'gap' or 'flatten', got {self.readout!r}")
 

@@ -5,8 +5,8 @@ import numpy as np
 import streamlit as st
 
 import ntk_core as nc
-from dashboard import caching, controls
-from dashboard.figures import COLORS, chart, current_style
+from dashboard import caching, controls, notices
+from dashboard.figures import COLORS, chart, current_style, fmt_number, intro
 from dashboard.finite_figures import format_time, loss_figure, prediction_figure
 
 MAX_NETS = 100
@@ -27,7 +27,7 @@ shared = controls.shared()
 style = current_style()
 
 st.title("Finite vs infinite width")
-st.markdown(
+intro(
     "A network of the chosen width is trained by gradient descent on a few points; the infinitely "
     "wide network of the same architecture is a Gaussian process whose mean and ±2 sd band at "
     "every training time *t* have closed forms (the **NTK-GP**). Wide networks follow it; narrow "
@@ -38,33 +38,51 @@ st.markdown(
 side = st.sidebar
 side.markdown("**Data**")
 data_name = controls.url_selectbox("data", "Data set", list(DATA_LABELS), "cubic",
-                                   format_func=DATA_LABELS.get)
-n_train = controls.url_slider("n_train", "Training points", 1, MAX_N_TRAIN, 5,
-                              help=f"Drawn uniformly from the domain, 1..{MAX_N_TRAIN}.")
-noise = controls.url_slider("noise", "Noise sd", 0.0, 0.5, 0.01, step=0.005, format="%.3f",
-                            help="y = f(x) + noise · ε with ε ~ N(0, 1) drawn once from the seed.")
+                                   format_func=DATA_LABELS.get,
+                                   help="The training data: a function sampled at random points, "
+                                        "or your own CSV.")
 uploaded = None
 if data_name == "upload":
     uploaded = side.file_uploader(
         f"CSV with a header x,y (at most {nc.MAX_CSV_ROWS:,} rows, "
         f"{nc.MAX_CSV_BYTES // 1000:,} kB)", type=["csv"], key="upload_file",
         help="The file is not part of the shareable link.")
+n_train, noise = 5, 0.01
+if uploaded is None:  # an uploaded file brings its own points and noise
+    n_train = controls.url_slider("n_train", "Training points", 1, MAX_N_TRAIN, 5,
+                                  help=f"Drawn uniformly from the domain, 1..{MAX_N_TRAIN}.")
+    noise = controls.url_slider("noise", "Noise sd", 0.0, 0.5, 0.01, step=0.005, format="%.3f",
+                                help="y = f(x) + noise · ε with ε ~ N(0, 1) drawn once from the "
+                                     "seed.")
+else:
+    controls.declare("n_train", "noise")
 side.markdown("**Finite networks** (width from the network controls above)")
 optimizer = controls.url_radio("opt", "Optimizer", ["GD", "SGD"], "GD", horizontal=True,
                                help="GD: full batch. SGD: random minibatches without replacement.")
 batch = None
 if optimizer == "SGD":
-    batch = controls.url_number("batch", "SGD batch size", 1, nc.MAX_CSV_ROWS, 2, step=1)
+    batch = controls.url_number("batch", "SGD batch size", 1, nc.MAX_CSV_ROWS, 2, step=1,
+                                help="Training points per SGD step (capped at the number of "
+                                     "training points).")
 else:
     controls.declare("batch")
-lr = controls.url_number("lr", "Learning rate", 0.0001, 10.0, 0.1, step=0.01, format="%.4f")
-steps = controls.url_number("steps", f"Steps (1..{MAX_STEPS:,})", 1, MAX_STEPS, 10000, step=500)
-n_nets = controls.url_slider("K", f"Networks K (ensemble, 1..{MAX_NETS})", 1, MAX_NETS, 1)
+lr = controls.url_number("lr", "Learning rate", 0.0001, 10.0, 0.1, step=0.01, format="%.4f",
+                         help="η of each GD/SGD step; training time t = η × steps.")
+steps = controls.url_number("steps", f"Steps (1..{MAX_STEPS:,})", 1, MAX_STEPS, 10000, step=500,
+                            help="Number of GD/SGD steps of every finite network.")
+n_nets = controls.url_slider("K", f"Networks K (ensemble, 1..{MAX_NETS})", 1, MAX_NETS, 1,
+                             help="Independently initialised networks (seeds seed, seed+1, ...); "
+                                  "K > 1 adds their mean and ±2 sd band.")
 side.markdown("**Display**")
 kernel = controls.url_radio("posterior", "Infinite-width prediction", list(KERNEL_LABELS), "ntk",
-                            format_func=KERNEL_LABELS.get)
-show_nets = controls.url_toggle("show_nets", "Draw individual networks (up to 20)", True)
-show_bands = controls.url_toggle("bands", "±2 sd bands", True)
+                            format_func=KERNEL_LABELS.get,
+                            help="NTK-GP: the distribution of infinitely wide networks trained by "
+                                 "GD for time t. NNGP: the Bayesian posterior (no training time).")
+show_nets = controls.url_toggle("show_nets", "Draw individual networks (up to 20)", True,
+                                help="Off: only the ensemble mean and band of the K networks.")
+show_bands = controls.url_toggle("bands", "±2 sd bands", True,
+                                 help="The ±2 standard-deviation bands of the infinite-width "
+                                      "prediction and of the ensemble.")
 
 # ---- data -----------------------------------------------------------------------------------
 dataset = None
@@ -89,8 +107,12 @@ y_te = dataset.y_test
 truth_label = {"cubic": "true f(x) = x³", "sin": "true f(x) = sin x"}.get(dataset.name, "")
 
 # ---- time ------------------------------------------------------------------------------------
-t = controls.url_select_slider("t", "Training time t = learning rate × steps (∞: converged)",
-                               T_OPTIONS, math.inf, format_func=format_time, where=st)
+t = controls.url_select_slider(
+    "t", "Training time t = learning rate × steps (∞: converged)", T_OPTIONS, math.inf,
+    format_func=format_time, where=st, disabled=kernel == "nngp",
+    help=controls.inactive_help("The NTK-GP prediction and the networks at this time.",
+                                "the NNGP posterior has no training time; choose NTK-GP in the "
+                                "sidebar" if kernel == "nngp" else None))
 t_trained = lr * steps
 
 # ---- theory (cached, milliseconds) ----------------------------------------------------------
@@ -106,6 +128,7 @@ try:
     for th in (theory_now, theory_curve):
         if th.warning:
             st.warning(f"Infinite-width prediction: {th.warning}")
+    notices.kernel_accuracy_notice(shared.depth, shared.sigma_w, shared.sigma_b, shared.activation, x_tr)
 except ValueError as err:
     st.error(f"The infinite-width prediction could not be computed: {err}")
 except Exception as err:  # noqa: BLE001 - a message in the page, never a traceback
@@ -194,15 +217,16 @@ if theory_now is not None:
     if kernel == "ntk":
         formulas = [
             r"\mu_t(x) = \Theta(x, X)\,\Theta^{-1}\bigl(I - e^{-\Theta t/n}\bigr)\,Y",
-            r"\Sigma_t(x, x) = K(x, x) + \Theta(x, X)\Theta^{-1}(I - e^{-\Theta t/n})\,K\,"
-            r"(I - e^{-\Theta t/n})\Theta^{-1}\Theta(X, x) - 2\,\Theta(x, X)\Theta^{-1}"
-            r"(I - e^{-\Theta t/n})K(X, x)",
+            r"A_t(x) = \Theta(x, X)\,\Theta^{-1}\bigl(I - e^{-\Theta t/n}\bigr)",
+            r"\Sigma_t(x, x) = K(x, x) + A_t(x)\,K\,A_t(x)^\top",
+            r"\qquad\qquad - \,2\,A_t(x)\,K(X, x)",
         ]
         source = (SOURCE_NTKGP + " Here t = η × steps (η the learning rate) and the loss is "
                   "1/(2n) Σ (f − y)², so seed 003's ηΘt becomes Θt/n.")
     else:
-        formulas = [r"\mu(x) = K(x, X)\,(K + \sigma^2 I)^{-1} Y,\quad "
-                    r"\Sigma(x, x) = K(x, x) - K(x, X)(K + \sigma^2 I)^{-1}K(X, x)"]
+        formulas = [r"\mu(x) = K(x, X)\,(K + \sigma^2 I)^{-1} Y",
+                    r"\Sigma(x, x) = K(x, x)",
+                    r"\qquad - K(x, X)(K + \sigma^2 I)^{-1}K(X, x)"]
         source = ("Gaussian-process regression with the NNGP kernel K (Lee et al. 2018, Deep "
                   "neural networks as Gaussian processes); sigma^2 = diag_reg 1e-4, as the "
                   "Neural Tangents cookbook.")
@@ -237,13 +261,15 @@ if theory_curve is not None:
         if net_test is not None:
             data["networks_test_loss"] = net_test
     chart(fig, data,
-          [r"\mathcal{L}(t) = \frac{1}{2n}\sum_{i=1}^{n}\bigl(f_t(x_i) - y_i\bigr)^2,\qquad "
+          [r"\mathcal{L}(t) = \frac{1}{2n}\sum_{i=1}^{n}\bigl(f_t(x_i) - y_i\bigr)^2",
            r"f_t^{\,\mathrm{lin}}(X) - Y = e^{-\Theta t/n}\,(f_0(X) - Y)"],
           "seed 003, sec. 4 (gradient flow of the linearised network) and Figs 1-3; the NTK-GP "
           "curve is the loss of its mean; test loss against the noise-free f on the test grid.",
           key="loss",
-          caption="Solid: training loss, dashed: test loss. The finite networks are recorded "
-                  "every steps/200 steps.")
+          caption=("Solid: training loss" + (", dashed: test loss" if theory_curve.test_loss
+                                             is not None else " (an uploaded file has no test "
+                                             "function, so no test loss)")
+                   + ". The finite networks are recorded every steps/200 steps."))
 
 with st.expander("How this page computes and caches"):
     st.markdown(

@@ -4,11 +4,11 @@ import numpy as np
 import streamlit as st
 
 import ntk_core as nc
-from dashboard import controls
+from dashboard import controls, notices
 from dashboard import convergence_cache as cc
 from dashboard import convergence_figures as cfig
 from dashboard import convergence_summary as summary
-from dashboard.figures import COLORS, chart, current_style
+from dashboard.figures import COLORS, chart, columns, current_style, intro
 
 WIDTHS = [16, 32, 50, 64, 100, 128, 250, 256, 500, 512, 1000, 1024, 2000, 2048, 4096, 5000, 8192,
           10_000, 16_384]
@@ -21,14 +21,15 @@ SOURCE_RATE = ("Arora et al. 2019 (On exact computation with an infinitely wide 
 SOURCE_FIG2 = ("Jacot et al. 2018, Fig 2: widths 50 and 1,000, 4 training points on the circle, "
                "1,000 steps at lr 1.0, percentiles 10/50/90 over initialisations vs the NTK-GP.")
 NTK_LATEX = [
-    r"\Theta_m(x,x') = \sum_{p} \frac{\partial f(x)}{\partial p}\,\frac{\partial f(x')}{\partial p}"
-    r"\;\xrightarrow{m\to\infty}\;\Theta_\infty(x,x')",
-    r"\Sigma^{(1)}(x,x') = \frac{\sigma_w^2}{d}\,x^\top x' + \sigma_b^2,\qquad "
+    r"\Theta_m(x,x') = \sum_{p} \frac{\partial f(x)}{\partial p}\,\frac{\partial f(x')}{\partial p}",
+    r"\Theta_m \xrightarrow{m\to\infty} \Theta_\infty",
+    r"\Sigma^{(1)}(x,x') = \frac{\sigma_w^2}{d}\,x^\top x' + \sigma_b^2",
     r"\Theta^{(1)} = \Sigma^{(1)}",
     r"\Sigma^{(l+1)} = \sigma_w^2\,\mathbb{E}[\phi(u)\phi(v)] + \sigma_b^2",
-    r"\Theta^{(l+1)} = \Sigma^{(l+1)} + \sigma_w^2\,\mathbb{E}[\phi'(u)\phi'(v)]\;\Theta^{(l)}",
-    r"(u,v)\sim\mathcal{N}\!\left(0,\begin{pmatrix}\Sigma^{(l)}(x,x) & \Sigma^{(l)}(x,x')\\ "
-    r"\Sigma^{(l)}(x,x') & \Sigma^{(l)}(x',x')\end{pmatrix}\right)",
+    r"\Theta^{(l+1)} = \Sigma^{(l+1)}",
+    r"\qquad + \,\sigma_w^2\,\mathbb{E}[\phi'(u)\phi'(v)]\,\Theta^{(l)}",
+    r"(u,v)\sim\mathcal{N}\!\left(0,\begin{pmatrix}\Sigma^{(l)}_{xx} & \Sigma^{(l)}_{xx'}\\ "
+    r"\Sigma^{(l)}_{xx'} & \Sigma^{(l)}_{x'x'}\end{pmatrix}\right)",
 ]
 
 shared = controls.shared()
@@ -36,7 +37,7 @@ style = current_style()
 net = (int(shared.depth), float(shared.sigma_w), float(shared.sigma_b), shared.activation)
 
 st.title("Kernel convergence with width")
-st.markdown(
+intro(
     "NTK theory says that as the width m grows, the random kernel Θ_m of a finite network becomes "
     "**deterministic** (every initialisation gives the same kernel) and **frozen** (training no "
     "longer moves it). Below, finite networks are drawn and trained for real; their empirical NTK "
@@ -47,32 +48,52 @@ st.markdown(
 # ---- page controls ---------------------------------------------------------------------------
 side = st.sidebar
 side.markdown("**Kernel vs angle (Jacot Fig 1)**")
-w1 = controls.url_select_slider("cv_w1", "Width A", WIDTHS, 500, format_func=lambda v: f"{v:,}")
-w2 = controls.url_select_slider("cv_w2", "Width B", WIDTHS, 10_000, format_func=lambda v: f"{v:,}")
+w1 = controls.url_select_slider("cv_w1", "Width A", WIDTHS, 500, format_func=lambda v: f"{v:,}",
+    help="Hidden width of the first group of finite networks.")
+w2 = controls.url_select_slider("cv_w2", "Width B", WIDTHS, 10_000, format_func=lambda v: f"{v:,}",
+    help="Hidden width of the second group.")
 w3 = controls.url_selectbox("cv_w3", "Width C (optional)", [0] + WIDTHS, 0,
-                            format_func=lambda v: "none" if v == 0 else f"{v:,}")
-n_seeds = controls.url_slider("cv_seeds", "Initialisations per width", 1, 20, 10)
-n_angles = controls.url_selectbox("cv_angles", "Angles on the circle", [33, 65, 129, 257], 65)
-steps = controls.url_number("cv_steps", "GD steps (0 = initialisation only)", 0, 5000, 200, step=50)
-lr = controls.url_number("cv_lr", "Learning rate", 0.001, 10.0, 1.0, step=0.1)
-n_train = controls.url_slider("cv_ntrain", "Training points (x ~ N(0, I₂), y = x₁x₂)", 1, 100, 10)
+                            format_func=lambda v: "none" if v == 0 else f"{v:,}",
+    help="An optional third width.")
+n_seeds = controls.url_slider("cv_seeds", "Initialisations per width", 1, 20, 10,
+    help="Independent initialisations drawn per width (band: min … max over them).")
+n_angles = controls.url_selectbox("cv_angles", "Angles on the circle", [33, 65, 129, 257], 65,
+    help="Points x = (cos γ, sin γ) at which Θ(x₀, x) is evaluated.")
+steps = controls.url_number("cv_steps", "GD steps (0 = initialisation only)", 0, 5000, 200, step=50,
+    help="Full-batch gradient descent steps before the kernel is measured again.")
+lr = controls.url_number("cv_lr", "Learning rate", 0.001, 10.0, 1.0, step=0.1,
+    help="GD learning rate η (t = η × steps).")
+n_train = controls.url_slider("cv_ntrain", "Training points (x ~ N(0, I₂), y = x₁x₂)", 1, 100, 10,
+    help="Training set of the GD steps (Jacot Fig 1: f*(x) = x₁x₂).")
 lines = controls.url_toggle("cv_lines", "Individual initialisations as thin lines", False,
                             help="Off: the band min … max over initialisations and their mean.")
 side.markdown("**Convergence rate (Arora et al.)**")
-s_min = controls.url_select_slider("cv_smin", "Smallest width", SWEEP_WIDTHS[:-1], 32)
+s_min = controls.url_select_slider("cv_smin", "Smallest width", SWEEP_WIDTHS[:-1], 32,
+    help="Smallest width of the sweep (powers of two).")
 s_max = controls.url_select_slider("cv_smax", "Largest width", SWEEP_WIDTHS[1:], 8192,
-                                   format_func=lambda v: f"{v:,}")
-s_seeds = controls.url_slider("cv_sseeds", "Seeds per width", 1, 10, 3)
-s_points = controls.url_selectbox("cv_spoints", "Points on the circle", [4, 8, 16, 32, 64], 16)
-s_train = controls.url_toggle("cv_strain", "Also after training (steps, lr, points as above)", True)
+                                   format_func=lambda v: f"{v:,}",
+                                   help="Largest width of the sweep (powers of two).")
+s_seeds = controls.url_slider("cv_sseeds", "Seeds per width", 1, 10, 3,
+    help="Initialisations per width in the sweep (error bars: min … max).")
+s_points = controls.url_selectbox("cv_spoints", "Points on the circle", [4, 8, 16, 32, 64], 16,
+    help="Size of the Gram matrix compared with the infinite NTK.")
+s_train = controls.url_toggle("cv_strain", "Also after training (steps, lr, points as above)", True,
+    help="Also measure the distance after the GD steps set above.")
 side.markdown("**Function percentiles (Jacot Fig 2)**")
-show_f2 = controls.url_toggle("cv_f2", "Show Jacot Fig 2", False)
+show_f2 = controls.url_toggle("cv_f2", "Show Jacot Fig 2", False,
+    help="Trains networks of two widths and compares their output percentiles with the NTK-GP.")
 f2_w1 = controls.url_select_slider("cv_f2w1", "Fig 2 width A", WIDTHS[:-3], 50,
-                                   format_func=lambda v: f"{v:,}")
+                                   format_func=lambda v: f"{v:,}", disabled=not show_f2,
+                                   help=controls.inactive_help("Width of the first Fig 2 group.",
+                                                               None if show_f2 else "Fig 2 is off"))
 f2_w2 = controls.url_select_slider("cv_f2w2", "Fig 2 width B", WIDTHS[:-3], 1000,
-                                   format_func=lambda v: f"{v:,}")
-f2_steps = controls.url_number("cv_f2steps", "Fig 2 GD steps", 1, 5000, 1000, step=100)
-f2_n = controls.url_slider("cv_f2n", "Fig 2 training points on the circle", 1, 16, 4)
+                                   format_func=lambda v: f"{v:,}", disabled=not show_f2,
+                                   help=controls.inactive_help("Width of the second Fig 2 group.",
+                                                               None if show_f2 else "Fig 2 is off"))
+f2_steps = controls.url_number("cv_f2steps", "Fig 2 GD steps", 1, 5000, 1000, step=100,
+    help="GD steps of the Fig 2 networks.")
+f2_n = controls.url_slider("cv_f2n", "Fig 2 training points on the circle", 1, 16, 4,
+    help="Training points, evenly spaced on the circle.")
 
 widths = sorted({int(w) for w in (w1, w2, w3) if w})
 if len(widths) < 2:
@@ -148,7 +169,7 @@ if inf_curve is not None:
         if steps:
             panels.append((f"After {steps:,} GD steps (lr {lr:g}, {n_train} points)", trained_rows,
                            "trained"))
-        cols = plot_box.columns(len(panels)) if final else None
+        cols = columns(len(panels), where=plot_box) if final else None
         live = [] if final else live_slot.container().columns(len(panels))
         for i, (title, rows, tag) in enumerate(panels):
             summaries = [summary.seed_summary(r) if r.size else None for r in rows]
@@ -186,6 +207,7 @@ else:
              for w in sweep for s in range(int(s_seeds))}
     try:
         cc.infinite_gram(net, int(s_points))
+        notices.kernel_accuracy_notice(*net, nc.sweep_points(int(s_points)))
         ok_sweep = ask_or_run(list(skeys.values()), cc.sweep_unit, "Width sweep", int(s_points),
                               "sweep_button")
     except (ValueError, FloatingPointError) as err:
@@ -220,8 +242,8 @@ else:
         fig = cfig.convergence_figure(sweep, series, ref, style=style)
         chart(fig, table,
               [r"e(m) = \frac{\lVert \Theta_m - \Theta_\infty \rVert_F}"
-               r"{\lVert \Theta_\infty \rVert_F}\ \text{on } " + f"{int(s_points)}"
-               r"\text{ points of the circle},\qquad \log_{10} e = a + s\,\log_{10} m"],
+               r"{\lVert \Theta_\infty \rVert_F}\ \text{on " + f"{int(s_points)}" + r" points}",
+               r"\log_{10} e = a + s\,\log_{10} m"],
               SOURCE_RATE, "convergence_rate",
               caption=("Error bars: min … max over seeds. " + "; ".join(texts)
                        + " (the reference line has slope −0.5)."))
@@ -259,8 +281,9 @@ if show_f2:
         for w, f in zip(res.widths, res.finite):
             table.update({f"width {w} p10": f[0], f"width {w} p50": f[1], f"width {w} p90": f[2]})
         chart(fig, table,
-              [r"f_t(x_*) \sim \mathcal{N}\big(\Theta(x_*,X)\Theta^{-1}(I-e^{-\eta\Theta t/n})Y,\ "
-               r"\Sigma_t(x_*)\big),\quad p\text{-th percentile} = \mu + z_p\,\sigma"],
+              [r"f_t(x_*) \sim \mathcal{N}\big(\mu_t(x_*),\ \Sigma_t(x_*)\big)",
+               r"\mu_t(x_*) = \Theta(x_*,X)\,\Theta^{-1}(I-e^{-\eta\Theta t/n})\,Y",
+               r"p\text{-th percentile} = \mu + z_p\,\sigma"],
               SOURCE_FIG2, "convergence_fig2",
               caption=f"{key[2]} initialisations per width, lr {lr:g}, {int(f2_steps):,} steps.")
 

@@ -6,7 +6,7 @@ import streamlit as st
 import ntk_core as nc
 from dashboard import controls, depth_cache
 from dashboard import depth_figures as dfig
-from dashboard.figures import chart, current_style
+from dashboard.figures import chart, columns, current_style, fmt_number, intro
 
 MAX_DEPTH_OPTIONS = [10, 30, 100, 300, 1000, 3000, 10_000]
 DATA_LABELS = {"sphere": "n points uniform on the sphere S^(d−1)",
@@ -21,7 +21,7 @@ shared = controls.shared()
 style = current_style()
 
 st.title("Depth: does the normalized NTK approach the matrix of ones?")
-st.markdown(
+intro(
     "Seed 002 says that as a ReLU network gets deeper its normalized infinite-width NTK "
     "Θ̄⁽ᴸ⁾ approaches the matrix of ones, slowly, while the kernel predictor settles early. "
     "This page iterates the exact layer recursion up to 10,000 hidden layers for any activation "
@@ -32,10 +32,10 @@ st.markdown(
 # ---- page controls -------------------------------------------------------------------------
 side = st.sidebar
 side.markdown("**Depth page**")
-side.caption("The shared *Depth* control is not used here: this page computes every depth "
-             "L = 1 … L_max at once.")
 data = controls.url_selectbox("d_data", "Data set", list(DATA_LABELS), "sphere",
-                              format_func=DATA_LABELS.get)
+                              format_func=DATA_LABELS.get,
+                              help="Inputs of the kernels: random points on the unit sphere or "
+                                   "real images (normalised).")
 n_points = controls.url_slider("d_n", "Training points n", 3, 100, 40,
                                help="Plus one test point for the predictor. 3..100.")
 dim = 64
@@ -43,8 +43,10 @@ if data == "sphere":
     dim = controls.url_slider("d_dim", "Input dimension d", 2, 64, 3,
                               help="Points uniform on the unit sphere in R^d.")
 max_depth = controls.url_select_slider("L_max", "Largest depth L_max", MAX_DEPTH_OPTIONS, 10_000,
-                                       format_func=lambda v: f"{v:,}")
-rho0 = controls.url_slider("rho0", "Cobweb start ρ₀", -1.0, 1.0, 0.5, step=0.01)
+                                       format_func=lambda v: f"{v:,}",
+                                       help="The recursion is iterated for every L = 1 … L_max.")
+rho0 = controls.url_slider("rho0", "Cobweb start ρ₀", -1.0, 1.0, 0.5, step=0.01,
+                           help="Starting correlation of the cobweb drawn on the correlation map.")
 
 act, sw, sb = shared.activation, float(shared.sigma_w), float(shared.sigma_b)
 data_label = (f"{n_points} points on S^{dim - 1}" if data == "sphere"
@@ -68,12 +70,18 @@ if kern is not None and cmap is not None and curves is not None:
     default_depth = min(depths_avail, key=lambda d: abs(d - 10))
     depth = controls.url_select_slider("L", "Depth L for the heatmaps and the predictor",
                                        depths_avail, default_depth,
-                                       format_func=lambda v: f"{v:,}", where=st)
+                                       format_func=lambda v: f"{v:,}", where=st,
+                                       help="The depth shown by the heatmaps, the predictor bars "
+                                            "and the dotted markers (depths computed up to L_max).")
     i_depth = kern.stored_index(depth)
     settle = kern.settling_depth(1e-3)
 
-    # ---- the honest text box ---------------------------------------------------------------
-    with st.container(border=True):
+    # ---- the honest text box (on a projector below the first charts, which then fit the screen)
+    summary_box = st.container(border=True) if not style.presentation else None
+    left, right = columns(2)
+    if summary_box is None:
+        summary_box = st.container(border=True)
+    with summary_box:
         st.markdown(dfig.summary_markdown(
             activation=act, sigma_w=sw, sigma_b=sb, data_label=data_label,
             max_depth=int(max_depth), phase=cmap.phase, chi_1=cmap.chi_1,
@@ -85,23 +93,23 @@ if kern is not None and cmap is not None and curves is not None:
             dist_final=float(kern.ntk_mean_dist[-1])))
 
     # ---- correlation map and rho^(L) -------------------------------------------------------
-    left, right = st.columns(2)
     fig = dfig.correlation_map_figure(cmap.rho, cmap.rho_next, cmap.fixed_points, cmap.stability,
                                       cmap.cobweb_x, cmap.cobweb_y, all_fixed=cmap.all_fixed,
                                       style=style)
     fixed = ("every ρ is fixed (linear map)" if cmap.all_fixed else
-             ", ".join(f"{f:.4f} ({s})" for f, s in zip(cmap.fixed_points, cmap.stability)))
+             ", ".join(f"{fmt_number(f, 4)} ({s})" for f, s in zip(cmap.fixed_points, cmap.stability)))
     chart(fig, {"rho": cmap.rho, "rho_next": cmap.rho_next, "slope": cmap.slope,
                 "cobweb_x": cmap.cobweb_x, "cobweb_y": cmap.cobweb_y},
-          [r"\rho' = \frac{\sigma_w^2\,\mathbb{E}[\phi(u)\phi(v)] + \sigma_b^2}{q'},\quad "
+          [r"\rho' = \frac{\sigma_w^2\,\mathbb{E}[\phi(u)\phi(v)] + \sigma_b^2}{q'}",
            r"q' = \sigma_w^2\,\mathbb{E}[\phi(u)^2] + \sigma_b^2",
            r"(u, v) \sim \mathcal{N}\!\left(0, q\begin{pmatrix}1 & \rho\\ \rho & 1\end{pmatrix}\right)",
-           r"\chi_1 = \sigma_w^2\,\mathbb{E}[\phi'(u)^2],\quad \frac{d\rho'}{d\rho}\Big|_{\rho=1}"
-           r" = \frac{\sigma_w^2\, q\,\mathbb{E}[\phi'(u)^2]}{q'}"],
+           r"\chi_1 = \sigma_w^2\,\mathbb{E}[\phi'(u)^2]",
+           r"\frac{d\rho'}{d\rho}\Big|_{\rho=1} = \frac{\sigma_w^2\, q\,\mathbb{E}[\phi'(u)^2]}{q'}"],
           SOURCE_MAP, "depth_correlation_map", where=left,
           caption=(f"Phase: {dfig.PHASE_TEXT[cmap.phase]}. Map taken at variance "
-                   f"q = {cmap.variance:.4g} ({cmap.variance_status}); χ₁ = {cmap.chi_1:.4g}, "
-                   f"slope at ρ = 1: {cmap.slope_at_one:.6g}. Fixed points: {fixed}."))
+                   f"q = {fmt_number(cmap.variance, 4)} ({cmap.variance_status}); "
+                   f"χ₁ = {fmt_number(cmap.chi_1, 4)}, slope at ρ = 1: "
+                   f"{fmt_number(cmap.slope_at_one, 6)}. Fixed points: {fixed}."))
 
     rate = nc.predicted_rate(act, sb, curves.depths)
     rate_label = ("9π²/(2L²) (seed 002)" if act == "relu" else "C/L² (derived)")
@@ -114,8 +122,9 @@ if kern is not None and cmap is not None and curves is not None:
     if rate is not None:
         table["predicted 1-rho"] = rate[thin]
     chart(fig, table,
-          [r"\rho^{(L)} = \frac{\Sigma^{(L)}(x,x')}{\sqrt{\Sigma^{(L)}(x,x)\,\Sigma^{(L)}(x',x')}}",
-           r"\text{ReLU},\ \sigma_b = 0:\quad 1-\rho^{(L)} \sim \frac{9\pi^2}{2L^2}"],
+          [r"\rho^{(L)} = \frac{\Sigma^{(L)}_{xx'}}{\sqrt{\Sigma^{(L)}_{xx}\,\Sigma^{(L)}_{x'x'}}}",
+           r"\text{ReLU},\ \sigma_b = 0:",
+           r"1-\rho^{(L)} \sim \frac{9\pi^2}{2L^2}"],
           SOURCE_DEPTH, "depth_rho_vs_L", where=right,
           caption=("Inputs: unit vectors in R^d with cosine ρ₀. Values below 10⁻¹⁶ are float64 "
                    "rounding and drawn at 10⁻¹⁶."
@@ -131,16 +140,16 @@ if kern is not None and cmap is not None and curves is not None:
                 "ntk_bar": kern.ntk[i_depth][:n, :n].ravel(),
                 "rho": kern.nngp[i_depth][:n, :n].ravel()},
           [r"\bar\Theta^{(L)}(x,x') = \frac{\Theta^{(L)}(x,x')}{\sqrt{\Theta^{(L)}(x,x)\,"
-           r"\Theta^{(L)}(x',x')}},\qquad \Theta^{(l)} = \Sigma^{(l)} + "
-           r"\sigma_w^2\,\mathbb{E}[\phi'(u)\phi'(v)]\;\Theta^{(l-1)}"],
+           r"\Theta^{(L)}(x',x')}}",
+           r"\Theta^{(l)} = \Sigma^{(l)} + \sigma_w^2\,\mathbb{E}[\phi'(u)\phi'(v)]\,\Theta^{(l-1)}"],
           SOURCE_DEPTH, "depth_heatmaps",
           caption=(f"{data_label}. Off-diagonal Θ̄ at L = {int(kern.stored_depths[i_depth]):,}: "
-                   f"{ntk_lo:.4f} … {ntk_hi:.4f} (mean {ntk_mean:.4f}). The matrix of ones would "
+                   f"{fmt_number(ntk_lo, 4)} … {fmt_number(ntk_hi, 4)} (mean {fmt_number(ntk_mean, 4)}). The matrix of ones would "
                    "be uniformly yellow."))
 
     # ---- distance to ones and the predictor ------------------------------------------------
     lim_lo, lim_mean, lim_hi = kern.offdiag(kern.ntk_limit)
-    left, right = st.columns(2)
+    left, right = columns(2)
     fig = dfig.distance_to_ones_figure(kern.depths, kern.ntk_max_dist, kern.ntk_mean_dist,
                                        kern.nngp_max_dist, kern.nngp_mean_dist,
                                        abs(1 - lim_mean), depth_marker=depth, style=style)
@@ -151,8 +160,9 @@ if kern is not None and cmap is not None and curves is not None:
           [r"\max_{i\neq j} \big|1 - \bar\Theta^{(L)}(x_i,x_j)\big|",
            r"\operatorname{mean}_{i\neq j} \big|1 - \bar\Theta^{(L)}(x_i,x_j)\big|"],
           SOURCE_DEPTH, "depth_distance_to_ones", where=left,
-          caption=(f"Computed off-diagonal limit of Θ̄: {lim_mean:.6f} (entries {lim_lo:.6f} … "
-                   f"{lim_hi:.6f}); of ρ: {kern.offdiag(kern.nngp_limit)[1]:.6f}."))
+          caption=(f"Computed off-diagonal limit of Θ̄: {fmt_number(lim_mean, 6)} (entries "
+                   f"{fmt_number(lim_lo, 6)} … {fmt_number(lim_hi, 6)}); of ρ: "
+                   f"{fmt_number(kern.offdiag(kern.nngp_limit)[1], 6)}."))
     fig = dfig.predictor_change_figure(kern.stored_depths, kern.predictor_change,
                                        kern.predictor_to_final, kern.ntk_mean_dist,
                                        depth_marker=depth, style=style)
@@ -165,7 +175,7 @@ if kern is not None and cmap is not None and curves is not None:
           caption=("Settles (change < 10⁻³ per layer) from L ≈ " + f"{settle:,}." if settle
                    else "The predictor has not settled to 10⁻³ per layer by L_max."))
 
-    left, right = st.columns(2)
+    left, right = columns(2)
     weights = kern.predictor[i_depth, 0]
     fig = dfig.predictor_vector_figure(weights, kern.predictor[-1, 0],
                                        int(kern.stored_depths[i_depth]), int(max_depth),

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import ntk_core as nc
-from conftest import SHARED
+from conftest import REFERENCE_KERNELS
 
-REFERENCE = os.path.join(SHARED, "reference", "kernels_public.json")
+REFERENCE = REFERENCE_KERNELS
 REF_NAMES = {"leaky_relu_0.1": "leaky_relu"}
 
 

@@ -4,17 +4,10 @@ from __future__ import annotations
 import dataclasses
 import io
 
-import jax
 import numpy as np
 import pytest
 
 import ntk_core as nc
-
-
-@pytest.fixture(autouse=True)
-def _x64():
-    with jax.experimental.enable_x64():
-        yield
 
 
 IMGS = np.random.default_rng(3).standard_normal((5, 5, 6, 2))
