@@ -67,6 +67,13 @@ PAGES: tuple[PageInfo, ...] = (
              "against Kaiming.",
              topic={"activation": "relu", "seed": 0},
              jobs="dashboard.deep_narrow_jobs:jobs_for"),
+    PageInfo("image_kernels", "pages/5_image_kernels.py", "Image kernels (CNTK)", ":material/grid_on:",
+             "image_kernels",
+             "the exact convolutional NTK with and without global average pooling as a classifier on "
+             "digits or your images, by depth, against the NNGP, the fully connected NTK and finite "
+             "CNNs (Arora et al. 2019, Table 1).",
+             topic={"activation": "relu", "sigma_w": 1.4, "sigma_b": 0.0, "depth": 4},
+             jobs="dashboard.image_kernel_jobs:jobs_for"),
     PageInfo("lazy_training", "pages/6_lazy_training.py", "Lazy training", ":material/timeline:",
              "lazy_training",
              "a network and its linearisation trained side by side; distance, parameter and kernel "

@@ -170,6 +170,28 @@ PRESETS: dict[str, dict] = {
         "values": {**_LAZY_NET, **_LAZY_DATA, "width": 1024, "lz_param": "ntk", "lz_m1": 0.5,
                    "lz_m2": 1.5, "lz_m3": 2.5, "lz_csteps": 300, "seed": 0},
     },
+
+    # ---- Image kernels (seed 001: Arora et al. 2019) ----
+    "arora_table1_digits": {
+        "page": "image_kernels",
+        "label": "Arora et al. Table 1 on digits: CNTK-GAP vs CNTK-V, depth 1-6",
+        "source": "Arora et al. 2019 (seed 001), Table 1 protocol on scikit-learn's digits: ReLU, "
+                  "sigma_w sqrt 2, sigma_b 0, kernels for 1..6 conv layers (paper's depth 2..7), "
+                  "1,000 training and 500 test images, no regulariser, targets 0.9 / -0.1; finite "
+                  "CNNs of 16 channels by SGD.",
+        "values": {"depth": 6, "activation": "relu", "sigma_w": 1.4, "sigma_b": 0.0, "seed": 0,
+                   "ik_data": "digits", "ik_ntrain": 1000, "ik_ntest": 500, "ik_ridge": 0.0,
+                   "ik_readout": "gap", "ik_cnn": True, "ik_channels": 16, "ik_steps": 300, "ik_lr": 2.0},
+    },
+    "image_kernels_lecture": {
+        "page": "image_kernels",
+        "label": "CNTK on digits, small and fast (lecture)",
+        "source": "Arora et al. 2019 (seed 001) protocol on 200 training and 100 test digits, ReLU, "
+                  "depth 1-3, no finite CNNs: computes in seconds.",
+        "values": {"depth": 3, "activation": "relu", "sigma_w": 1.4, "sigma_b": 0.0, "seed": 0,
+                   "ik_data": "digits", "ik_ntrain": 200, "ik_ntest": 100, "ik_ridge": 0.0,
+                   "ik_readout": "gap", "ik_cnn": False},
+    },
 }
 
 

@@ -4,6 +4,8 @@ Public API, grouped as in `__all__` (everything else lives in private modules an
 
     nc.MLP, nc.CNN                        network specifications (NTK parameterization)
     nc.infinite_kernels(spec, x1, x2)     infinite-width NNGP and NTK  (.nngp, .ntk)
+    nc.infinite_kernels_by_depth(cnn, x1, x2)   {d: Kernels} after 1..depth conv layers, one pass
+    nc.kernel_regression(Ktt, Kte, Y, diag_reg)  kernel classifier (Arora et al. 2019), + image data helpers
     nc.dual_activation(act, a, b, c)      E[phi(u)phi(v)], E[phi'(u)phi'(v)]
     nc.init_params, nc.apply, nc.empirical_ntk         finite networks and their empirical NTK
     nc.train(spec, x, y, x_test, y_test, lr, steps)    GD/SGD of one network or an ensemble
@@ -34,6 +36,19 @@ from ._infinite import KernelOverflowError as KernelOverflowError
 from ._infinite import KernelSizeError as KernelSizeError
 from ._infinite import Kernels as Kernels
 from ._infinite import infinite_kernels as infinite_kernels
+from ._infinite import infinite_kernels_by_depth as infinite_kernels_by_depth
+from ._kernel_regression import MAX_TEST_IMAGES as MAX_TEST_IMAGES
+from ._kernel_regression import MAX_TRAIN_IMAGES as MAX_TRAIN_IMAGES
+from ._kernel_regression import ImageSplit as ImageSplit
+from ._kernel_regression import accuracy as accuracy
+from ._kernel_regression import class_targets as class_targets
+from ._kernel_regression import condition_number as condition_number
+from ._kernel_regression import confusion_matrix as confusion_matrix
+from ._kernel_regression import digits_images as digits_images
+from ._kernel_regression import kernel_regression as kernel_regression
+from ._kernel_regression import load_images_npz as load_images_npz
+from ._kernel_regression import prepare_images as prepare_images
+from ._kernel_regression import train_cnn_classifier as train_cnn_classifier
 
 # Finite-width networks and their empirical NTK
 from ._finite import apply as apply
@@ -146,6 +161,19 @@ __all__ = [
     "KernelSizeError",
     "Kernels",
     "infinite_kernels",
+    "infinite_kernels_by_depth",
+    "MAX_TEST_IMAGES",
+    "MAX_TRAIN_IMAGES",
+    "ImageSplit",
+    "accuracy",
+    "class_targets",
+    "condition_number",
+    "confusion_matrix",
+    "digits_images",
+    "kernel_regression",
+    "load_images_npz",
+    "prepare_images",
+    "train_cnn_classifier",
     # Finite-width networks and their empirical NTK
     "apply",
     "count_params",

@@ -143,22 +143,20 @@ def _mlp_layer_of(act, poly, s, t, ai, sai, rai, a_row, sa_row, ra_row, m, w2, b
 
 
 @njit(inline="always", fastmath=_FASTMATH)
-def _patch_average_pairs(src, dst, h, w, w2, b2, ft):
-    """dst[(ph,pw),(qh,qw)] = w2/9 sum_{dh,dw} src[ph+dh, pw+dw, qh+dh, qw+dw] + b2, where src is
-    the zero-padded (h+2, w+2, h+2, w+2) buffer (the 3x3 'patch trace' of Arora et al. 2019)."""
-    for ph in range(h):
-        for pw in range(w):
-            p = ph * w + pw
-            for qh in range(h):
-                base = p * h * w + qh * w
-                for qw in range(w):
-                    dst[base + qw] = ft(0.0)
-                for dh in range(3):
-                    for dw in range(3):
-                        for qw in range(w):
-                            dst[base + qw] += src[ph + dh, pw + dw, qh + dh, qw + dw]
-                for qw in range(w):
-                    dst[base + qw] = w2 * ft(1.0 / 9.0) * dst[base + qw] + b2
+def _patch_average_flat(src, dst, planes, L, q0, q1, shifts, scale, b2):
+    """dst = scale * sum_d src[. + shifts[d]] + b2 on the interior of every plane (cnn_gap_pairs'
+    padded layout): the 3x3 patch average of the pixel-pair covariance as 9 shifted adds. Slices,
+    not offset indices: numba's negative-index wraparound would otherwise stop vectorization."""
+    m = q1 - q0
+    for p in planes:
+        lo = p * L + q0
+        s0, s1, s2 = src[lo + shifts[0] :], src[lo + shifts[1] :], src[lo + shifts[2] :]
+        s3, s4, s5 = src[lo + shifts[3] :], src[lo + shifts[4] :], src[lo + shifts[5] :]
+        s6, s7, s8 = src[lo + shifts[6] :], src[lo + shifts[7] :], src[lo + shifts[8] :]
+        out = dst[lo : lo + m]
+        for k in range(m):
+            acc = (s0[k] + s1[k] + s2[k]) + (s3[k] + s4[k] + s5[k]) + (s6[k] + s7[k] + s8[k])
+            out[k] = scale * acc + b2
 
 
 @njit(inline="always", fastmath=_FASTMATH)
@@ -221,76 +219,101 @@ def kernels(act: int, poly: bool) -> CompiledKernels:
 
 
     @njit(nogil=True, cache=True, fastmath=_FASTMATH)
-    def cnn_gap_pairs(k0, k1, x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, out_s, out_t, ft):
-        """CNTK with global average pooling for image pairs (x1[ii[k]], x2[jj[k]]).
+    def cnn_gap_pairs(k0, k1, xp1, xp2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, h, w, out_s, out_t, ft):
+        """CNTK with global average pooling for image pairs (x1[ii[k]], x2[jj[k]]), the readout taken
+        after each of the last out_s.shape[1] layers (out[k, r]: depth - n_rec + 1 + r).
 
-        x: (n, H, W, C); a: per-layer pixel variances (n, depth + 1, H*W). Writes out[k]."""
-        h, w, ch = x1.shape[1], x1.shape[2], x1.shape[3]
+        Layout (see `gap_layout`): a pixel (r, c), r in [-1, h], c in [-1, w - 1], lives at
+        (r + 1) S + c + 1 of a padded plane of length L = (h + 2) S + 1, S = w + 1: one zero
+        column is shared between the right edge of a row and the left edge of the next. The
+        (PQ) x (PQ) pixel-pair covariance of an image pair is an (L, L) array; the 3x3 patch average
+        A[K](p, q) = (1/9) sum_d K(p + d, q + d) then reads, for each of the 9 shifts d, the flat
+        array at the constant offset d (L + 1): long contiguous loops that vectorize.
+        xp: (n, L, C) padded images; a, sa, ra: (n, depth, L) pixel variances (padding 1)."""
+        S = w + 1
+        L = (h + 2) * S + 1
+        q0, q1 = S + 1, h * S + w + 1  # first and one past the last interior pixel
+        m = q1 - q0
+        # the dual loop runs over a multiple of 8 entries: a scalar remainder of 7 arccos costs
+        # as much as the 64 vectorized ones (the extra entries read zeros and are zeroed after)
+        m8 = min(-(-m // 8) * 8, L - q0)
         P = h * w
-        depth = a1.shape[1] - 1
-        for k in range(k0, k1):
-            i, j = np.int64(ii[k]), np.int64(jj[k])
-            s = np.empty(P * P, x1.dtype)
-            t = np.empty(P * P, x1.dtype)
-            v = np.empty(P, x1.dtype)
-            vd = np.empty(P, x1.dtype)
-            ai = np.empty(P, x1.dtype)
-            sai = np.empty(P, x1.dtype)
-            rai = np.empty(P, x1.dtype)
-            pad_e = np.zeros((h + 2, w + 2, h + 2, w + 2), x1.dtype)
-            pad_f = np.zeros((h + 2, w + 2, h + 2, w + 2), x1.dtype)
-            # Sigma^0 = w^2 A[x x'^T / C] + b^2
-            for ph in range(h):
-                for pw in range(w):
-                    for qh in range(h):
-                        for qw in range(w):
-                            acc = ft(0.0)
-                            for c in range(ch):
-                                acc += x1[i, ph, pw, c] * x2[j, qh, qw, c]
-                            pad_e[ph + 1, pw + 1, qh + 1, qw + 1] = acc / ch
-            _patch_average_pairs(pad_e, s, h, w, w2, b2, ft)
-            t[:] = s
-            sum_e = ft(0.0)
-            sum_f = ft(0.0)
+        depth = a1.shape[1]
+        n_rec = out_s.shape[1]
+        ch = xp1.shape[2]
+        cov = np.zeros(L * L, xp1.dtype)
+        ntk = np.zeros(L * L, xp1.dtype)
+        e = np.zeros(L * L, xp1.dtype)  # padding planes and columns stay 0
+        f = np.zeros(L * L, xp1.dtype)
+        planes = np.empty(P, np.int64)
+        for r in range(h):
+            for c in range(w):
+                planes[r * w + c] = (r + 1) * S + c + 1
+        shifts = np.empty(9, np.int64)
+        for dh in range(3):
+            for dw in range(3):
+                shifts[dh * 3 + dw] = ((dh - 1) * S + dw - 1) * (L + 1)
+        scale = w2 * ft(1.0 / 9.0)
+        inv_c = ft(1.0) / ft(ch)
+        for pair in range(k0, k1):
+            i, j = np.int64(ii[pair]), np.int64(jj[pair])
+            xj = xp2[j]
+            for p in planes:
+                ep = e[p * L + q0 : p * L + q1]
+                for k in range(m):
+                    acc = ft(0.0)
+                    for c in range(ch):
+                        acc += xp1[i, p, c] * xj[q0 + k, c]
+                    ep[k] = acc * inv_c
+            _patch_average_flat(e, cov, planes, L, q0, q1, shifts, scale, b2)
+            ntk[:] = cov
             for layer in range(depth):
-                last = layer == depth - 1
-                for p in range(P):
-                    row = s[p * P : (p + 1) * P]
-                    ai[:] = a1[i, layer, p]
-                    sai[:] = sa1[i, layer, p]
-                    rai[:] = ra1[i, layer, p]
-                    _dual_row_of(ACT, POLY, snap, ai, sai, rai, a2[j, layer], sa2[j, layer], ra2[j, layer], row, v, vd, P, ft)
-                    ph, pw = p // w, p % w
-                    for q in range(P):
-                        f = v[q] + vd[q] * t[p * P + q]
-                        if last:
-                            sum_e += v[q]
-                            sum_f += f
-                        else:
-                            pad_e[ph + 1, pw + 1, q // w + 1, q % w + 1] = v[q]
-                            pad_f[ph + 1, pw + 1, q // w + 1, q % w + 1] = f
-                if not last:
-                    _patch_average_pairs(pad_f, t, h, w, w2, b2, ft)
-                    _patch_average_pairs(pad_e, s, h, w, w2, b2, ft)
-            out_s[k] = w2 * sum_e / (P * P) + b2
-            out_t[k] = w2 * sum_f / (P * P) + b2
+                ajq, sajq, rajq = a2[j, layer, q0 : q0 + m8], sa2[j, layer, q0 : q0 + m8], ra2[j, layer, q0 : q0 + m8]
+                sum_e = ft(0.0)
+                sum_f = ft(0.0)
+                for p in planes:
+                    lo = p * L + q0
+                    ai, sai, rai = a1[i, layer, p], sa1[i, layer, p], ra1[i, layer, p]
+                    cp, tp, ep, fp = cov[lo : lo + m8], ntk[lo : lo + m8], e[lo : lo + m8], f[lo : lo + m8]
+                    for k in range(m8):
+                        v, vd = _dual_entry(ACT, POLY, cp[k], ai, sai, rai, ajq[k], sajq[k], rajq[k], snap, ft)
+                        ep[k] = v
+                        fp[k] = v + vd * tp[k]
+                    for r in range(1, h):  # the shared padding columns inside [q0, q1)
+                        ep[r * S - 1] = ft(0.0)
+                        fp[r * S - 1] = ft(0.0)
+                    for k in range(m, m8):
+                        ep[k] = ft(0.0)
+                        fp[k] = ft(0.0)
+                    for k in range(m):
+                        sum_e += ep[k]
+                        sum_f += fp[k]
+                rec = layer - (depth - n_rec)
+                if rec >= 0:
+                    out_s[pair, rec] = w2 * sum_e / (P * P) + b2
+                    out_t[pair, rec] = w2 * sum_f / (P * P) + b2
+                if layer < depth - 1:
+                    _patch_average_flat(e, cov, planes, L, q0, q1, shifts, scale, b2)
+                    _patch_average_flat(f, ntk, planes, L, q0, q1, shifts, scale, b2)
 
 
     @njit(nogil=True, cache=True, fastmath=_FASTMATH)
     def cnn_flatten_pairs(k0, k1, x1, x2, ii, jj, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, out_s, out_t, ft):
         """CNTK with a flatten readout (CNTK-V): only the pixel diagonal (p, p) of each image pair
-        is needed, since the patch average of a diagonal entry reads only diagonal entries."""
+        is needed, since the patch average of a diagonal entry reads only diagonal entries.
+        The readout is taken after each of the last out_s.shape[1] layers, as in cnn_gap_pairs."""
         h, w, ch = x1.shape[1], x1.shape[2], x1.shape[3]
         P = h * w
         depth = a1.shape[1] - 1
+        n_rec = out_s.shape[1]
+        s = np.empty(P, x1.dtype)
+        t = np.empty(P, x1.dtype)
+        v = np.empty(P, x1.dtype)
+        vd = np.empty(P, x1.dtype)
+        pad_e = np.zeros((h + 2, w + 2), x1.dtype)
+        pad_f = np.zeros((h + 2, w + 2), x1.dtype)
         for k in range(k0, k1):
             i, j = np.int64(ii[k]), np.int64(jj[k])
-            s = np.empty(P, x1.dtype)
-            t = np.empty(P, x1.dtype)
-            v = np.empty(P, x1.dtype)
-            vd = np.empty(P, x1.dtype)
-            pad_e = np.zeros((h + 2, w + 2), x1.dtype)
-            pad_f = np.zeros((h + 2, w + 2), x1.dtype)
             for ph in range(h):
                 for pw in range(w):
                     acc = ft(0.0)
@@ -299,24 +322,23 @@ def kernels(act: int, poly: bool) -> CompiledKernels:
                     pad_e[ph + 1, pw + 1] = acc / ch
             _patch_average_diag(pad_e, s, h, w, w2, b2, ft)
             t[:] = s
-            sum_e = ft(0.0)
-            sum_f = ft(0.0)
             for layer in range(depth):
-                last = layer == depth - 1
                 _dual_row_of(ACT, POLY, snap, a1[i, layer], sa1[i, layer], ra1[i, layer], a2[j, layer], sa2[j, layer], ra2[j, layer], s, v, vd, P, ft)
+                sum_e = ft(0.0)
+                sum_f = ft(0.0)
                 for p in range(P):
                     f = v[p] + vd[p] * t[p]
-                    if last:
-                        sum_e += v[p]
-                        sum_f += f
-                    else:
-                        pad_e[p // w + 1, p % w + 1] = v[p]
-                        pad_f[p // w + 1, p % w + 1] = f
-                if not last:
+                    sum_e += v[p]
+                    sum_f += f
+                    pad_e[p // w + 1, p % w + 1] = v[p]
+                    pad_f[p // w + 1, p % w + 1] = f
+                rec = layer - (depth - n_rec)
+                if rec >= 0:
+                    out_s[k, rec] = w2 * sum_e / P + b2
+                    out_t[k, rec] = w2 * sum_f / P + b2
+                if layer < depth - 1:
                     _patch_average_diag(pad_f, t, h, w, w2, b2, ft)
                     _patch_average_diag(pad_e, s, h, w, w2, b2, ft)
-            out_s[k] = w2 * sum_e / P + b2
-            out_t[k] = w2 * sum_f / P + b2
 
     @njit(nogil=True, cache=True)
     def mlp_diagonal(var0, w2, b2, snap, hist, theta, ft):
@@ -363,3 +385,12 @@ def run_split(kernel, n_items, *args, threads=None, chunks_per_thread=4):
 
 def snap_threshold(dtype) -> float:
     return 1.0 - _SNAP_ULPS * float(np.finfo(dtype).eps)
+
+
+def gap_layout(h: int, w: int):
+    """(L, interior index array) of cnn_gap_pairs' padded plane for h x w images: pixel (r, c) at
+    (r + 1)(w + 1) + c + 1."""
+    S = w + 1
+    idx = ((np.arange(h)[:, None] + 1) * S + np.arange(w)[None, :] + 1).ravel()
+    return (h + 2) * S + 1, idx
+

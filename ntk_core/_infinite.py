@@ -465,12 +465,14 @@ def _cnn_diagonal(x, w2, b2, *, activation, depth):
 
 
 def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout, nodes):
-    n = nodes
-    """CNTK of one image pair. xa, xb: (H, W, C); va, vb: per-layer variances (depth + 1, H, W).
+    """CNTK of one image pair after every layer: (nngp, ntk, bound), each of shape (max(depth, 1),),
+    entry l the readout after layer l + 1 (depth 0: of the input). xa, xb: (H, W, C); va, vb:
+    per-layer variances (depth + 1, H, W).
 
     The error bound of a quadrature activation is propagated as in `_quadrature_layer` (the patch
     average of bounds bounds the patch average of errors), to first order in the covariance only:
     the second-derivative terms there are left out here."""
+    n = nodes
     c = xa.shape[-1]
     diagonal = readout == "flatten"
     if diagonal:
@@ -483,26 +485,24 @@ def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout, nodes):
         bcast = lambda a, b: (a[:, :, None, None], b[None, None, :, :])  # noqa: E731
 
     if depth == 0:
-        feat_sigma = raw
-        feat_theta = raw
-        feat_ds = feat_dt = jnp.zeros_like(raw)
-    else:
-        sigma = w2 * average(raw) + b2
-        theta = sigma
-        dsig = dth = jnp.zeros_like(sigma)
-        for layer in range(depth):
-            a, b = bcast(va[layer], vb[layer])
-            v, v_dot, ev, evd = _dual_with_bound(activation, a, b, sigma, n=n)
-            dv = ev + jnp.abs(v_dot) * dsig
-            f, df = v + v_dot * theta, dv + (jnp.abs(v_dot) + evd) * dth + jnp.abs(theta) * evd
-            if layer < depth - 1:
-                theta, dth = w2 * average(f) + b2, w2 * average(df)
-                sigma, dsig = w2 * average(v) + b2, w2 * average(dv)
-            else:
-                feat_sigma, feat_theta, feat_ds, feat_dt = v, f, dv, df
-    nngp = w2 * jnp.mean(feat_sigma) + b2
-    ntk = w2 * jnp.mean(feat_theta) + b2
-    return nngp, ntk, w2 * jnp.maximum(jnp.mean(feat_ds), jnp.mean(feat_dt))
+        out = (w2 * jnp.mean(raw) + b2)[None]
+        return out, out, jnp.zeros(1, raw.dtype)
+    nngps, ntks, bounds = [], [], []
+    sigma = w2 * average(raw) + b2
+    theta = sigma
+    dsig = dth = jnp.zeros_like(sigma)
+    for layer in range(depth):
+        a, b = bcast(va[layer], vb[layer])
+        v, v_dot, ev, evd = _dual_with_bound(activation, a, b, sigma, n=n)
+        dv = ev + jnp.abs(v_dot) * dsig
+        f, df = v + v_dot * theta, dv + (jnp.abs(v_dot) + evd) * dth + jnp.abs(theta) * evd
+        nngps.append(w2 * jnp.mean(v) + b2)
+        ntks.append(w2 * jnp.mean(f) + b2)
+        bounds.append(w2 * jnp.maximum(jnp.mean(dv), jnp.mean(df)))
+        if layer < depth - 1:
+            theta, dth = w2 * average(f) + b2, w2 * average(df)
+            sigma, dsig = w2 * average(v) + b2, w2 * average(dv)
+    return jnp.stack(nngps), jnp.stack(ntks), jnp.stack(bounds)
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "depth", "readout", "nodes"))
@@ -512,7 +512,9 @@ def _cnn_pairs(xa, xb, va, vb, w2, b2, *, activation, depth, readout, nodes):
     return jax.vmap(f)(xa, xb, va, vb)
 
 
-def _cnn_kernels(spec: CNN, x1, x2, engine):
+def _cnn_kernels(spec: CNN, x1, x2, engine, n_rec=1, progress=None) -> list:
+    """Kernels after each of the last n_rec layers (depths depth - n_rec + 1, ..., depth), all
+    from one recursion. progress(fraction) is called as image pairs finish."""
     dtype = _working_dtype(x1, x2)
     symmetric = x2 is None
     x1 = _as_input(x1, 4, "x1", dtype)
@@ -526,7 +528,7 @@ def _cnn_kernels(spec: CNN, x1, x2, engine):
             f"readout='gap' needs all (H W)^2 pixel pairs per image pair; images of {h}x{w} exceed "
             f"the limit of {MAX_GAP_PIXELS} pixels (use smaller images or readout='flatten')"
         )
-    _check_output_fits(n1, n2, np.dtype(dtype).itemsize)
+    _check_output_fits(n1 * n_rec, n2, np.dtype(dtype).itemsize)
     w2, b2 = dtype(spec.w_std**2), dtype(spec.b_std**2)
     act, depth = spec.activation, spec.depth
 
@@ -545,18 +547,20 @@ def _cnn_kernels(spec: CNN, x1, x2, engine):
         ii, jj = (g.ravel() for g in np.meshgrid(np.arange(n1), np.arange(n2), indexing="ij"))
 
     if engine == "numba" and depth > 0:
-        nngp, ntk = _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, spec.readout, dtype, n1, n2, symmetric)
+        nngp, ntk = _cnn_kernels_numba(
+            x1, x2, ii, jj, hist1, hist2, w2, b2, act, spec.readout, dtype, n1, n2, symmetric, n_rec, progress
+        )
         _check_finite(spec, nngp, ntk, dtype)
-        return Kernels(nngp=nngp, ntk=ntk)
+        return [Kernels(nngp=nngp[r], ntk=ntk[r]) for r in range(n_rec)]
 
     nodes = None if is_closed_form(act) else _layer_nodes(np.moveaxis(hist1, 1, 0), np.moveaxis(hist2, 1, 0), dtype)
     per_pair = h * w if spec.readout == "flatten" else (h * w) ** 2
     per_pair *= nodes * nodes * 29 // 16 + 4 if nodes else 1
     budget = max(1, TILE_MEMORY_BYTES // (_LIVE_ARRAYS * np.dtype(dtype).itemsize * per_pair))
     per_call = int(min(len(ii), budget))
-    nngp = np.empty((n1, n2), dtype)
-    ntk = np.empty((n1, n2), dtype)
-    bound = 0.0
+    nngp = np.empty((n_rec, n1, n2), dtype)
+    ntk = np.empty((n_rec, n1, n2), dtype)
+    bound = np.zeros(n_rec)
     for start in range(0, len(ii), per_call):
         i, j = ii[start : start + per_call], jj[start : start + per_call]
         pad = per_call - len(i)
@@ -564,13 +568,15 @@ def _cnn_kernels(spec: CNN, x1, x2, engine):
         s, t, err = _cnn_pairs(
             x1[ip], x2[jp], hist1[ip], hist2[jp], w2, b2, activation=act, depth=depth, readout=spec.readout,
             nodes=nodes)
-        s, t = np.asarray(s)[: len(i)], np.asarray(t)[: len(i)]
-        nngp[i, j], ntk[i, j] = s, t
+        s, t = np.asarray(s)[: len(i), -n_rec:].T, np.asarray(t)[: len(i), -n_rec:].T
+        nngp[:, i, j], ntk[:, i, j] = s, t
         if symmetric:
-            nngp[j, i], ntk[j, i] = s, t
-        bound = max(bound, float(np.max(err)))
+            nngp[:, j, i], ntk[:, j, i] = s, t
+        bound = np.maximum(bound, np.max(np.asarray(err)[: len(i), -n_rec:], axis=0))
+        if progress is not None:
+            progress(min(start + per_call, len(ii)) / len(ii))
     _check_finite(spec, nngp, ntk, dtype)
-    return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
+    return [Kernels(nngp=nngp[r], ntk=ntk[r], dual_error_bound=float(bound[r])) for r in range(n_rec)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -612,27 +618,46 @@ def _mlp_kernels_numba(x1, x2, hist1, hist2, w2, b2, act, symmetric, dtype):
 PAIR_BLOCK = 4096
 
 
-def _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, readout, dtype, n1, n2, symmetric):
+def _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, readout, dtype, n1, n2, symmetric, n_rec, progress):
+    """(n_rec, n1, n2) NNGP and NTK through the compiled kernels, in blocks of image pairs."""
     from . import _fast
 
-    n, depth1 = hist1.shape[0], hist1.shape[1]
+    n, depth1, h, w = hist1.shape
     a1 = np.ascontiguousarray(hist1.reshape(n, depth1, -1), dtype)
     a2 = a1 if symmetric else np.ascontiguousarray(hist2.reshape(hist2.shape[0], depth1, -1), dtype)
-    sa1, sa2, ra1, ra2 = _roots(a1, a2, act)
     act_id, poly, snap = _fast.ACTIVATION_IDS[act], dtype == np.float32, dtype(_fast.snap_threshold(dtype))
     compiled = _fast.kernels(act_id, poly)
-    kernel = compiled.cnn_gap_pairs if readout == "gap" else compiled.cnn_flatten_pairs
-    nngp = np.empty((n1, n2), dtype)
-    ntk = np.empty((n1, n2), dtype)
-    x1c, x2c = np.ascontiguousarray(x1), np.ascontiguousarray(x2)
+    if readout == "gap":
+        length, idx = _fast.gap_layout(h, w)
+
+        def padded(a, fill):
+            out = np.full(a.shape[:-1] + (length,), fill, dtype)
+            out[..., idx] = a
+            return out
+
+        a1 = padded(a1[:, :-1], 1.0)  # the kernel needs the variances entering layers 1..depth
+        a2 = a1 if symmetric else padded(a2[:, :-1], 1.0)
+        xs = [np.ascontiguousarray(np.moveaxis(padded(np.moveaxis(x.reshape(x.shape[0], h * w, -1), 1, 2), 0.0), 1, 2))
+              for x in ((x1,) if symmetric else (x1, x2))]
+        x1c, x2c = xs[0], xs[-1]
+        sa1, sa2, ra1, ra2 = _roots(a1, a2, act)
+        kernel, extra = compiled.cnn_gap_pairs, (h, w)
+    else:
+        sa1, sa2, ra1, ra2 = _roots(a1, a2, act)
+        x1c, x2c = np.ascontiguousarray(x1), np.ascontiguousarray(x2)
+        kernel, extra = compiled.cnn_flatten_pairs, ()
+    nngp = np.empty((n_rec, n1, n2), dtype)
+    ntk = np.empty((n_rec, n1, n2), dtype)
     for start in range(0, len(ii), PAIR_BLOCK):
         i = np.ascontiguousarray(ii[start : start + PAIR_BLOCK], np.int64)
         j = np.ascontiguousarray(jj[start : start + PAIR_BLOCK], np.int64)
-        s, t = np.empty(len(i), dtype), np.empty(len(i), dtype)
-        _fast.run_split(kernel, len(i), x1c, x2c, i, j, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, s, t, dtype)
-        nngp[i, j], ntk[i, j] = s, t
+        s, t = np.empty((len(i), n_rec), dtype), np.empty((len(i), n_rec), dtype)
+        _fast.run_split(kernel, len(i), x1c, x2c, i, j, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, *extra, s, t, dtype)
+        nngp[:, i, j], ntk[:, i, j] = s.T, t.T
         if symmetric:
-            nngp[j, i], ntk[j, i] = s, t
+            nngp[:, j, i], ntk[:, j, i] = s.T, t.T
+        if progress is not None:
+            progress(min(start + PAIR_BLOCK, len(ii)) / len(ii))
     return nngp, ntk
 
 
@@ -668,5 +693,21 @@ def infinite_kernels(spec: NetworkSpec, x1, x2=None, *, engine: str = "auto") ->
     if isinstance(spec, MLP):
         return _mlp_kernels(spec, x1, x2, engine)
     if isinstance(spec, CNN):
-        return _cnn_kernels(spec, x1, x2, engine)
+        return _cnn_kernels(spec, x1, x2, engine)[-1]
     raise ValueError(f"spec must be ntk_core.MLP or ntk_core.CNN, got {type(spec).__name__}")
+
+
+def infinite_kernels_by_depth(spec: CNN, x1, x2=None, *, engine: str = "auto", progress=None) -> dict:
+    """{d: Kernels} for d = 1, ..., spec.depth: the CNTK / NNGP of the same CNN cut after d conv
+    layers (readout applied there), each equal to `infinite_kernels(replace(spec, depth=d), x1, x2)`.
+
+    One recursion: the depth-d kernels are by-products of the depth-(d + 1) recursion (Arora et
+    al. 2019, Sec. 4: the readout of layer d), so all depths cost what the deepest one costs.
+    progress(fraction), if given, is called as blocks of image pairs finish."""
+    if not isinstance(spec, CNN):
+        raise ValueError(f"spec must be ntk_core.CNN, got {type(spec).__name__}")
+    if spec.depth < 1:
+        raise ValueError(f"depth must be >= 1 for kernels by depth, got {spec.depth}")
+    engine = _choose_engine(spec, engine)
+    ks = _cnn_kernels(spec, x1, x2, engine, n_rec=spec.depth, progress=progress)
+    return {d + 1: k for d, k in enumerate(ks)}

@@ -264,3 +264,21 @@ def test_lazy_training_page(server, browser):
     wait_for_app(page)
     page.screenshot(path=os.path.join(ARTIFACTS, "lazy_training.png"), full_page=True)
     page.context.close()
+
+
+def test_image_kernels_page(server, browser):
+    """Image-kernels page on small digits settings: no exception, the accuracy chart, heatmap,
+    confusion matrix and thumbnails drawn; screenshot."""
+    page = open_page(browser, server + "/image_kernels?depth=3&ik_ntrain=100&ik_ntest=50&ik_cnn=0"
+                                       "&activation=relu&sigma_w=1.4&sigma_b=0")
+    assert_no_exception(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3",
+                           timeout=180_000)
+    assert page.get_by_text("Test accuracy against depth").first.is_visible()
+    assert_no_exception(page)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    page.set_viewport_size({"width": 1500, "height": 3600})
+    wait_for_app(page)
+    page.screenshot(path=os.path.join(ARTIFACTS, "image_kernels.png"), full_page=True)
+    page.context.close()

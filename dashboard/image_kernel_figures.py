@@ -1,0 +1,68 @@
+"""Figures of the image-kernels page: accuracy against depth, kernel heatmap, confusion matrix,
+misclassified thumbnails. Builders take arrays and return plotly Figures."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .figures import COLORS, Style, new_figure
+
+SERIES_COLORS = {
+    "CNTK-GAP": COLORS["ntk"], "CNTK-V": "#6baed6", "CNN-GP-GAP": COLORS["nngp"], "CNN-GP-V": "#c5b0d5",
+    "FC NTK": COLORS["truth"], "CNN-GAP (SGD)": COLORS["net"], "CNN-V (SGD)": "#ffbb78",
+}
+
+
+def accuracy_figure(depths, series: dict, *, style: Style) -> go.Figure:
+    """Test accuracy (%) against depth for each method in `series` (name -> accuracies in [0, 1])."""
+    fig = new_figure("Test accuracy against depth", "conv layers (paper's depth − 1)", "test accuracy (%)",
+                     style=style)
+    for name, acc in series.items():
+        acc = np.asarray(acc, float)
+        dash = "dot" if "SGD" in name else ("dash" if "GP" in name else None)
+        fig.add_trace(go.Scatter(x=np.asarray(depths)[: len(acc)], y=100 * acc, name=name,
+                                 mode="lines+markers", line={"color": SERIES_COLORS.get(name), "dash": dash,
+                                                             "width": style.line_width}))
+    fig.update_xaxes(dtick=1)
+    return fig
+
+
+def kernel_heatmap(k, labels, *, style: Style, title: str) -> go.Figure:
+    """Normalized kernel K(x, x') / sqrt(K(x, x) K(x', x')) of test images sorted by class."""
+    d = np.sqrt(np.clip(np.diag(k), 1e-300, None))
+    kn = k / d[:, None] / d[None, :]
+    fig = new_figure(title, "test image (sorted by class)", "test image (sorted by class)", style=style)
+    ticks = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)]
+    fig.add_trace(go.Heatmap(z=kn, colorscale="Viridis", colorbar={"title": "K̄"}))
+    fig.update_xaxes(tickvals=ticks, ticktext=[str(labels[t]) for t in ticks])
+    fig.update_yaxes(tickvals=ticks, ticktext=[str(labels[t]) for t in ticks], autorange="reversed")
+    return fig
+
+
+def confusion_figure(m, class_names, *, style: Style, title: str) -> go.Figure:
+    fig = new_figure(title, "predicted class", "true class", style=style)
+    names = [str(c) for c in class_names]
+    fig.add_trace(go.Heatmap(z=m, x=names, y=names, colorscale="Blues", text=m, texttemplate="%{text}",
+                             colorbar={"title": "images"}))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def thumbnails_figure(images, titles, *, style: Style, cols: int = 8) -> go.Figure:
+    """Grey thumbnails (n, H, W) with a title each (true, predicted, scores)."""
+    n = len(images)
+    rows = max(1, -(-n // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) + [""] * (rows * cols - n),
+                        horizontal_spacing=0.02, vertical_spacing=0.12 / max(rows, 1))
+    for k, img in enumerate(images):
+        fig.add_trace(go.Heatmap(z=img, colorscale="Greys", reversescale=True, showscale=False),
+                      row=k // cols + 1, col=k % cols + 1)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
+    fig.update_layout(template=style.template, height=160 * rows + 60, margin={"t": 40, "b": 10},
+                      font={"size": max(10, style.font_size - 4)},
+                      title="Misclassified test images")
+    fig.update_annotations(font_size=max(9, style.font_size - 5))
+    return fig
