@@ -15,8 +15,10 @@ IMGS2 = np.random.default_rng(4).standard_normal((3, 5, 6, 2))
 
 
 @pytest.mark.parametrize("readout", ["gap", "flatten"])
-@pytest.mark.parametrize("activation,engine", [("relu", "numba"), ("erf", "numba"), ("relu", "jax"),
-                                               ("tanh", "jax")])
+@pytest.mark.parametrize("activation,engine", [
+    ("relu", "numba"), ("erf", "numba"),
+    pytest.param("relu", "jax", marks=pytest.mark.slow),   # JAX CNN compile: minutes on 2 cores
+    pytest.param("tanh", "jax", marks=pytest.mark.slow)])
 def test_per_depth_kernels_equal_single_depth_kernels(readout, activation, engine):
     cnn = nc.CNN(depth=3, w_std=1.3, b_std=0.2, activation=activation, readout=readout)
     for x2 in (None, IMGS2):

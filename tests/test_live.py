@@ -20,7 +20,7 @@ import pytest
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
 from test_load import TIMEOUT_MS, async_api, exceptions, move, wait_idle
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.perf]
 
 BUDGET_S = 0.5
 QUIET_FLOOR_S = 0.19

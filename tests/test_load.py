@@ -30,7 +30,7 @@ from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_server, stop_
 
 async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.perf]
 
 N_SESSIONS = int(os.environ.get("NTK_LOAD_SESSIONS", "30"))  # fewer for debugging
 CLASS_MOVES = 3
