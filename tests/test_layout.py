@@ -32,7 +32,7 @@ import pytest
 
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, server  # noqa: F401
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.layout]
 
 if not os.path.exists(CHROMIUM):
     pytest.skip("chromium is not installed", allow_module_level=True)
