@@ -75,7 +75,7 @@ def test_presets_select_the_paper_settings():
     mlp = dj.jobs_for(PRESETS["lee2022_mlp"]["values"])
     train = [j for j in mlp if j.kind == "deep_narrow.train"]
     assert sorted(j.params["lr"] for j in train if j.params["init"] == "kaiming") == sorted(dj.PAPER_LRS)
-    assert all(j.params["depth"] == 1000 and j.params["batch"] == 512 for j in train)
+    assert all(j.params["depth"] == 1000 and j.params["batch"] == 128 for j in train)  # shipped budget
     # every job key is stable (same params -> same key) and distinct
     keys = [j.key for j in dj.jobs_for(PRESETS["lee2022_mlp"]["values"])]
     assert keys == [j.key for j in mlp] and len(set(keys)) == len(keys)
