@@ -47,8 +47,16 @@ def summary_text(at) -> str:
     return "\n".join(m.value for m in at.markdown if "Claim (seed 002" in m.value)
 
 
+_SUPERSCRIPT_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+
+
 def printed_ntk_limit(text: str) -> float:
-    return float(re.search(r"The recursion approaches \*\*([-0-9.e]+)\*\*", text).group(1))
+    """The number after "The recursion approaches", as figures.fmt_number prints it (1.2×10⁻⁷, −0.5)."""
+    raw = re.search(r"The recursion approaches \*\*([^*]+)\*\*", text).group(1).replace("−", "-")
+    if "×10" in raw:
+        mantissa, exponent = raw.split("×10")
+        return float(mantissa) * 10.0 ** int(exponent.translate(_SUPERSCRIPT_DIGITS))
+    return float(raw.replace(",", ""))
 
 
 def heatmap(at) -> np.ndarray:
