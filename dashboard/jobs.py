@@ -42,6 +42,8 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+import ntk_core as nc
+
 from .store import default_store, result_key
 
 Progress = Callable[..., None]    # progress(fraction in [0, 1], text="")
@@ -158,6 +160,7 @@ class _Pool:
                 fn(*args)
             except BaseException:  # noqa: BLE001 - _execute records errors; never kill a worker
                 log.exception("job worker")
+            nc.release_compiled_code_if_needed()
 
 
 def _heavy_workers() -> int:

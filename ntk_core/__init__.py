@@ -17,6 +17,9 @@ Public API, grouped as in `__all__` (everything else lives in private modules an
     nc.train(..., linearized=True), nc.train_pair, nc.relative_scale, nc.parameter_change,
     nc.kernel_change, nc.lambda_max, nc.laziness_point, nc.catapult_run   lazy training (seed 003 sec. 2)
 """
+# Process housekeeping: compiled programs stay under the kernel's memory-map limit
+from ._compiled import release_compiled_code_if_needed as release_compiled_code_if_needed
+
 # Network specifications
 from ._spec import CNN as CNN
 from ._spec import MLP as MLP
@@ -144,6 +147,8 @@ from ._lazy import train_linearized as train_linearized
 from ._lazy import train_pair as train_pair
 
 __all__ = [
+    # Process housekeeping
+    "release_compiled_code_if_needed",
     # Network specifications
     "CNN",
     "MLP",
@@ -162,9 +167,10 @@ __all__ = [
     "Kernels",
     "infinite_kernels",
     "infinite_kernels_by_depth",
+    # Exact convolutional kernels as image classifiers (seed 001)
+    "ImageSplit",
     "MAX_TEST_IMAGES",
     "MAX_TRAIN_IMAGES",
-    "ImageSplit",
     "accuracy",
     "class_targets",
     "condition_number",

@@ -267,8 +267,13 @@ def graded_rule(center, scale, n: int):
     return w, (h[..., None] * (1.0 / math.sqrt(2 * _PI))) * dw * jnp.exp(-0.5 * w * w)
 
 
-def _conditional_sums(f, df, a, b, c, n):
-    """(V, V_dot, E|phi(u) phi(v)|) by the n x n conditional rule of `quadrature_dual`."""
+def _conditional_sums(f, df, a, b, c, n, df2=None, df3=None):
+    """(V, V_dot, E|phi(u) phi(v)|, E|phi'(u) phi'(v)|) by the n x n conditional rule of
+    `quadrature_dual`; with df2, df3 (phi^(2), phi^(3)), also bounds on the rounding of the change
+    of variables v = m + sig w: m is good to 2 eps relative, and sig^2 = b (1 - rho^2) to 4 eps b,
+    which is integrating at the variance b + 4 eps b; dV/db = E[phi(u) phi^(2)(v)] / 2 (heat
+    equation), so E|phi(u)| (E|phi'(v)| 2 eps |m| + E|phi^(2)(v)| 2 eps b), and the same one
+    derivative up for V_dot."""
     dtype = jnp.result_type(a, b, c)
     sa, sb = jnp.sqrt(a), jnp.sqrt(b)
     root = sa * sb
@@ -287,23 +292,33 @@ def _conditional_sums(f, df, a, b, c, n):
     vd_sum = jnp.sum(wz * dfu * jnp.sum(ww * dfv, -1), -1)
     scale = jnp.sum(wz * jnp.abs(fu) * jnp.sum(ww * jnp.abs(fv), -1), -1)
     scale_d = jnp.sum(wz * jnp.abs(dfu) * jnp.sum(ww * jnp.abs(dfv), -1), -1)
-    return v_sum, vd_sum, scale, scale_d
+    if df2 is None:
+        return v_sum, vd_sum, scale, scale_d
+    eps = float(jnp.finfo(dtype).eps)
+    dm = 2.0 * eps * jnp.abs(m)[..., None]
+    db = 2.0 * eps * b[..., None, None]
+    d2v = jnp.abs(df2(v))
+    moved = jnp.sum(wz * jnp.abs(fu) * jnp.sum(ww * (jnp.abs(dfv) * dm + d2v * db), -1), -1)
+    moved_d = jnp.sum(wz * jnp.abs(dfu) * jnp.sum(ww * (d2v * dm + jnp.abs(df3(v)) * db), -1), -1)
+    return v_sum, vd_sum, scale, scale_d, moved, moved_d
 
 
-def _quadrature_error(values, scale, n, dtype):
+def _quadrature_error(values, scale, n, dtype, moved=0.0):
     """Error estimate of the rule with n nodes from its values with n, 3n / 4 and n / 2 nodes
     (`values`, in that order; equally spaced node counts): with d1 = |Q_n - Q_3n/4|,
     d2 = |Q_3n/4 - Q_n/2|, Aitken's extrapolation of a geometric convergence gives
     e(n) ~ d1^2 / (d2 - d1) (exact for e(n) = C r^n); at most d1 where the differences do not
-    shrink (slow, e.g. algebraic, convergence); times 10 for safety, plus the rounding: 4 n eps scale
-    (the worst case of the nested n-term sums, n eps each (Higham, Accuracy and Stability, 4.2),
-    doubled for the rounding of f and of the change of variables near |rho| = 1)."""
+    shrink (slow, e.g. algebraic, convergence); times 10 for safety, plus the rounding: of the sums,
+    2 sqrt(n) eps scale (the probabilistic bound lambda sqrt(n) u of Higham & Mary, SIAM J. Sci.
+    Comput. 41 (2019), for the nested n-term sums; the worst case n u is ~sqrt(n) times larger and
+    would leave the bound hundreds of times above the real error), and `moved`, the rounding of the
+    change of variables (`_conditional_sums`), twice."""
     eps = float(jnp.finfo(dtype).eps)
     fine, half, quarter = values
     d1, d2 = jnp.abs(fine - half), jnp.abs(half - quarter)
     gap = d2 - d1
     est = jnp.where(gap > d1, d1 * d1 / jnp.where(gap > 0, gap, 1.0), d1)
-    return 10.0 * est + 4.0 * n * eps * scale
+    return 10.0 * est + 2.0 * math.sqrt(n) * eps * scale + 2.0 * moved
 
 
 def quadrature_dual(f, a, b, c, n: int):
@@ -318,10 +333,12 @@ def quadrature_dual(f, a, b, c, n: int):
     `_quadrature_error` (rule with n against 3n / 4 and n / 2 nodes per dimension)."""
     dtype = jnp.result_type(a, b, c)
     df = _elementwise_grad(f)
-    v, vd, s, sd = _conditional_sums(f, df, a, b, c, n)
+    df2 = _elementwise_grad(df)
+    v, vd, s, sd, mv, mvd = _conditional_sums(f, df, a, b, c, n, df2, _elementwise_grad(df2))
     v2, vd2, _, _ = _conditional_sums(f, df, a, b, c, 3 * n // 4)
     v4, vd4, _, _ = _conditional_sums(f, df, a, b, c, n // 2)
-    return v, vd, _quadrature_error((v, v2, v4), s, n, dtype), _quadrature_error((vd, vd2, vd4), sd, n, dtype)
+    return (v, vd, _quadrature_error((v, v2, v4), s, n, dtype, mv),
+            _quadrature_error((vd, vd2, vd4), sd, n, dtype, mvd))
 
 
 def quadrature_moments(f, q, n: int, orders: int = 2):

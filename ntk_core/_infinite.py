@@ -199,7 +199,7 @@ def _mlp_tile_scan(xa, xb, va, vb, w2, b2, activation, depth):
 _dual_with_bound = dual_activation_with_bound
 
 
-def _quadrature_layer(activation, n, w2, b2, a, b, ma, mb, da, db, sigma, theta, dsig, dth):
+def _quadrature_layer(activation, n, w2, b2, a, b, ma, mb, da, db, same, sigma, theta, dsig, dth):
     """One layer of the recursion for a quadrature activation, with first-order error bounds.
 
     a, b: variances of the two points (and da, db bounds on their errors); ma, mb: (..., 4) moments
@@ -210,12 +210,20 @@ def _quadrature_layer(activation, n, w2, b2, a, b, ma, mb, da, db, sigma, theta,
 
         dV     <= eV + |V_dot| dsig + sqrt(m2a m0b) da / 2 + sqrt(m0a m2b) db / 2
         dV_dot <= eV_dot + sqrt(m2a m2b) dsig + sqrt(m3a m1b) da / 2 + sqrt(m1a m3b) db / 2
-        dsig'  =  w^2 dV,    dth' = dsig' + w^2 ((|V_dot| + dV_dot) dth + |theta| dV_dot)."""
+        dsig'  =  w^2 dV,    dth' = dsig' + w^2 ((|V_dot| + dV_dot) dth + |theta| dV_dot).
+
+    On `same` entries (a point with itself: a = b = c move together) the partial derivatives above
+    cancel in part, and the total ones are used instead: dV <= eV + |dE[phi^2]/dq| da (ma[..., 4],
+    heat equation) and dV_dot <= eV_dot + (m2a + sqrt(m1a m3a)) da; summing the partials there
+    would grow the bound by chi_1 per layer in the chaotic phase, where the variance map contracts."""
     v, vd, ev, evd = _dual_with_bound(activation, a, b, sigma, n=n)
     m0a, m1a, m2a, m3a = (ma[..., j] for j in range(4))
     m0b, m1b, m2b, m3b = (mb[..., j] for j in range(4))
     dv = ev + jnp.abs(vd) * dsig + 0.5 * (jnp.sqrt(m2a * m0b) * da + jnp.sqrt(m0a * m2b) * db)
     dvd = evd + jnp.sqrt(m2a * m2b) * dsig + 0.5 * (jnp.sqrt(m3a * m1b) * da + jnp.sqrt(m1a * m3b) * db)
+    off = jnp.abs(sigma - a)  # the entry's own covariance against the variance it stands for
+    dv = jnp.where(same, ev + jnp.abs(ma[..., 4]) * da + jnp.abs(vd) * off, dv)
+    dvd = jnp.where(same, evd + (m2a + jnp.sqrt(m1a * m3a)) * da + jnp.sqrt(m2a * m2b) * off, dvd)
     new_sigma = w2 * v + b2
     new_dsig = w2 * dv
     new_theta = new_sigma + w2 * vd * theta
@@ -224,18 +232,19 @@ def _quadrature_layer(activation, n, w2, b2, a, b, ma, mb, da, db, sigma, theta,
 
 
 def _mlp_tile_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, activation, depth, n):
-    """`_mlp_tile` for quadrature activations: ma, mb (depth, T, 4) moments and da, db (depth + 1, T)
+    """`_mlp_tile` for quadrature activations: ma, mb (depth, T, 5) moments and da, db (depth + 1, T)
     variance error bounds per layer and point; n: quadrature nodes per dimension (static). A loop,
     not unrolled: one compiled layer keeps compile time short."""
     sigma = w2 * (xa @ xb.T) / xa.shape[1] + b2
     theta = sigma
     dsig = jnp.zeros_like(sigma)
     dth = dsig
+    same = jnp.all(xa[:, None, :] == xb[None, :, :], axis=-1)
 
     def layer(l, carry):
         sigma, theta, dsig, dth = carry
         return _quadrature_layer(activation, n, w2, b2, va[l][:, None], vb[l][None, :], ma[l][:, None],
-                                 mb[l][None, :], da[l][:, None], db[l][None, :], sigma, theta, dsig, dth)
+                                 mb[l][None, :], da[l][:, None], db[l][None, :], same, sigma, theta, dsig, dth)
 
     sigma, theta, dsig, dth = jax.lax.fori_loop(0, depth, layer, (sigma, theta, dsig, dth))
     return sigma, theta, jnp.maximum(jnp.max(dsig), jnp.max(dth))
@@ -249,8 +258,8 @@ def _mlp_tiles_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, *, activation,
 
 @functools.partial(jax.jit, static_argnames=("activation", "n"))
 def _diagonal_moments(hist, w2, b2, *, activation, n):
-    """Per layer l < depth and point: the moments E[phi^(j)(u)^2], j = 0..3, u ~ N(0, hist[l]) (shape
-    (depth, ..., 4)), and bounds dvar (depth + 1, ...) on the quadrature error of hist itself:
+    """Per layer l < depth and point: the moments E[phi^(j)(u)^2], j = 0..3, and d E[phi(u)^2] / dq,
+    u ~ N(0, hist[l]) (shape (depth, ..., 5)), and bounds dvar (depth + 1, ...) on the quadrature error of hist itself:
     dvar[0] = 0, dvar[l+1] = w^2 (e0 + |d E[phi^2] / dq| dvar[l]) (to first order), with
     d E[phi(u)^2] / dq = E[phi'^2 + phi phi''] (heat equation)."""
     m, err = quadrature_moments(activation_fn(activation), hist[:-1], n, orders=4)
@@ -260,7 +269,7 @@ def _diagonal_moments(hist, w2, b2, *, activation, n):
         return w2 * (e0 + jnp.abs(m_l[4]) * dvar), dvar
 
     last, dvar = jax.lax.scan(step, jnp.zeros_like(hist[0]), (jnp.moveaxis(m, 0, 1), err[0]))
-    return jnp.moveaxis(m[:4], 0, -1), jnp.concatenate([dvar, last[None]], axis=0)
+    return jnp.moveaxis(m, 0, -1), jnp.concatenate([dvar, last[None]], axis=0)
 
 
 def _layer_nodes(hist1, hist2, dtype) -> int:

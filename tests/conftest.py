@@ -27,3 +27,13 @@ def _session_store(tmp_path_factory):
 def _temp_result_store(_session_store, monkeypatch):
     """Tests never read or fill the user's result store (shipped presets are still found)."""
     monkeypatch.setenv("NTK_EXPLORER_STORE", _session_store)
+
+
+@pytest.fixture(autouse=True)
+def _bounded_compiled_code():
+    """Thousands of compiled shapes across the suite would otherwise reach vm.max_map_count and
+    crash the process (a segmentation fault in XLA); the app does the same on every rerun."""
+    yield
+    from ntk_core._compiled import release_compiled_code_if_needed
+
+    release_compiled_code_if_needed()

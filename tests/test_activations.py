@@ -183,14 +183,16 @@ def _grid():
 
 @pytest.mark.slow
 def test_bound_holds_and_is_not_vacuous_on_a_grid():
-    """The full grid (112 settings) takes tens of minutes on 2 cores (a compile per depth and node
-    count, and the reference's 2-D sums): CI runs every 4th setting; NTK_ACCURACY_GRID=full runs all."""
+    """The full grid (112 settings) takes about half an hour on 2 cores (a compile per depth and
+    node count, and the reference's 2-D sums of ~10^7 points per pair and layer): CI runs every 11th
+    setting (every activation, both depths, spread over sigma_w and sigma_b);
+    NTK_ACCURACY_GRID=full runs all."""
     import os
 
     settings = list(_grid())
     assert len(settings) >= 100
     if os.environ.get("NTK_ACCURACY_GRID") != "full":
-        settings = settings[::4]
+        settings = settings[::11]
     worst = 0.0
     for name, depth, w_std, b_std in settings:
         spec = nc.MLP(depth=depth, w_std=w_std, b_std=b_std, activation=name)
@@ -203,10 +205,7 @@ def test_bound_holds_and_is_not_vacuous_on_a_grid():
         # the reference itself is good to ~1e-12 relative: the bound must hold beyond that
         assert err <= k.dual_error_bound + 1e-12 * scale, where
         if err > 1e-14 * scale:
-            # issue 14 asks for 100x; through 10 layers the propagated bound was measured at about
-            # 2,700x (tanh, sigma_w 4, sigma_b 5): still honest, not yet that tight
-            tight = 100 if depth <= 2 else 1e4
-            assert k.dual_error_bound <= tight * err + 1e-12 * scale, where
+            assert k.dual_error_bound <= 100 * err + 1e-12 * scale, where  # not vacuous
         worst = max(worst, err / scale)
     assert worst < 1e-8
 
