@@ -6,7 +6,6 @@ log-spaced depths for drawing (`log_thin`), which on log axes looks the same.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -187,7 +186,7 @@ def predictor_vector_figure(weights, weights_final, depth: int, final_depth: int
     """The predictor vector kappa_x kappa^-1 (one entry per training point) at the chosen depth
     and at the largest depth."""
     style = style or current_style()
-    fig = new_figure(f"Predictor Θ̄(x, X) Θ̄(X, X)⁻¹ for one test point x",
+    fig = new_figure("Predictor Θ̄(x, X) Θ̄(X, X)⁻¹ for one test point x",
                      "training point j", "weight on y_j", style=style)
     j = np.arange(len(weights))
     fig.add_trace(go.Bar(x=j, y=np.asarray(weights), name=f"L = {depth}",

@@ -7,9 +7,7 @@ user's and are not shipped).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import math
 from typing import Any, Mapping
 
 import numpy as np

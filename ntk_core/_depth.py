@@ -51,9 +51,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._activations import (REGISTRY, ActivationLike, activation_fn, check_activation, dual_activation,
+from ._activations import (REGISTRY, activation_fn, check_activation, dual_activation,
                            dual_activation_diag, is_closed_form, mehler_dual)
-from ._spec import activation_name
 from ._validation import check_int as _check_int
 
 # Size limits (enforced here; the page uses smaller ones).

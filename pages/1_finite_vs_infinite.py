@@ -5,7 +5,7 @@ import streamlit as st
 
 import ntk_core as nc
 from dashboard import caching, controls, jobs, notices
-from dashboard.figures import COLORS, chart, current_style, fmt_number, intro
+from dashboard.figures import COLORS, chart, current_style, intro
 from dashboard.finite_figures import format_time, loss_figure, prediction_figure
 
 MAX_NETS = 100

@@ -7,8 +7,11 @@ PagesManager.uses_pages_directory False.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+
+import numpy as np
 
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
@@ -50,3 +53,17 @@ def plotly_charts(at: AppTest) -> list[dict]:
 
 def exceptions(at: AppTest) -> list[str]:
     return [e.value for e in at.exception]
+
+
+def plotly_values(arr) -> np.ndarray:
+    """Values of a plotly JSON array, flattened: a plain (nested) list, with None as NaN, or the
+    typed-array encoding {"bdata": base64, "dtype": ...}; labels (strings) come back as objects."""
+    if arr is None:
+        return np.zeros(0)
+    if isinstance(arr, dict):
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).astype(float)
+    flat = np.asarray(arr, dtype=object).ravel()
+    try:
+        return np.array([np.nan if a is None else a for a in flat], dtype=float)
+    except (TypeError, ValueError):
+        return flat

@@ -5,7 +5,6 @@ reference kernels, the lead's direct kernel recursion (nc.infinite_kernels), fix
 bisection, and the recursion itself run to a larger depth."""
 import json
 import math
-import os
 
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ import scipy.integrate
 import scipy.special
 
 import ntk_core as nc
-from ntk_core import _activations, _fast, _infinite, _spec
+from ntk_core import _activations, _fast, _infinite
 
 from conftest import REFERENCE_KERNELS
 
@@ -220,12 +220,12 @@ def test_nngp_matches_monte_carlo_of_wide_networks(activation):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((4, 3))
     x[1] = 0.8 * x[0] + 0.2 * x[1]  # a correlated pair
-    samples = _mc_nngp(activation, x, width=2048, depth=2, w_std=w_std, b_std=b_std, seeds=64)
+    samples = _mc_nngp(activation, x, width=1024, depth=2, w_std=w_std, b_std=b_std, seeds=64)
     mean = samples.mean(0)
     stderr = samples.std(0, ddof=1) / math.sqrt(samples.shape[0])
     analytic = nc.infinite_kernels(nc.MLP(depth=2, w_std=w_std, b_std=b_std, activation=activation), x).nngp
     # within 4 standard errors (plus the O(1/width) finite-width bias, far smaller here)
-    assert np.all(np.abs(mean - analytic) <= 4 * stderr + 2.0 / 2048 * np.abs(analytic)), (mean, analytic, stderr)
+    assert np.all(np.abs(mean - analytic) <= 4 * stderr + 2.0 / 1024 * np.abs(analytic)), (mean, analytic, stderr)
     # and the test can fail: a 2% change of sigma_w^2 is many standard errors away
     wrong = nc.infinite_kernels(nc.MLP(depth=2, w_std=w_std * 1.01, b_std=b_std, activation=activation), x).nngp
     assert np.any(np.abs(mean - wrong) > 4 * stderr)
@@ -241,12 +241,12 @@ def test_nngp_matches_monte_carlo_of_wide_networks(activation):
      ("softplus", 1.0, 0.1), ("sigmoid", 2.0, 0.1)],
 )
 def test_depth_1000_is_finite(activation, w_std, b_std):
-    x = np.random.default_rng(0).standard_normal((6, 3))
-    x[2] = 0.0
-    x[4] = x[5]
+    x = np.random.default_rng(0).standard_normal((3, 3))
+    x[0] = 0.0
+    x[1] = x[2]
     k = nc.infinite_kernels(nc.MLP(depth=1000, w_std=w_std, b_std=b_std, activation=activation), x)
     assert np.all(np.isfinite(k.nngp)) and np.all(np.isfinite(k.ntk))
-    np.testing.assert_allclose(k.ntk[4], k.ntk[5], rtol=1e-12)
+    np.testing.assert_allclose(k.ntk[1], k.ntk[2], rtol=1e-12)
 
 
 def test_relu_depth_1000_ntk_grows_linearly():

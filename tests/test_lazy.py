@@ -3,7 +3,6 @@ the Hessian norm of kappa_f against a dense Hessian, the GD stability boundary, 
 parameterization."""
 from __future__ import annotations
 
-import math
 import warnings
 
 import jax

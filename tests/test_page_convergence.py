@@ -2,27 +2,18 @@
 presets (Jacot Figs 1-2, Arora rate), bad URL values, warm rerun time."""
 from __future__ import annotations
 
-import base64
 import re
 import time
 
 import numpy as np
 import pytest
 
-from apptest_helpers import exceptions, notices, open_app, plotly_charts
+from apptest_helpers import exceptions, notices, open_app, plotly_charts, plotly_values
 
 PAGE = "pages/2_kernel_convergence.py"
 SMALL = {"cv_w1": 32, "cv_w2": 256, "cv_seeds": 3, "cv_steps": 20, "cv_lr": 0.5, "cv_ntrain": 6,
          "cv_angles": 33, "cv_smin": 16, "cv_smax": 128, "cv_sseeds": 2, "cv_spoints": 8,
          "depth": 2, "activation": "relu", "sigma_w": 1.0, "sigma_b": 0.1}
-
-
-def _values(arr) -> np.ndarray:
-    if arr is None:
-        return np.zeros(0)
-    if isinstance(arr, dict):
-        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=float).ravel()
 
 
 def assert_page_ok(at, n_charts):
@@ -33,7 +24,7 @@ def assert_page_ok(at, n_charts):
     for fig in charts:
         assert fig["data"], "a chart without traces"
         for tr in fig["data"]:
-            vals = _values(tr.get("y"))
+            vals = plotly_values(tr.get("y"))
             assert vals.size > 0, f"empty trace {tr.get('name')}"
             assert np.any(np.isfinite(vals)), f"no finite values in {tr.get('name')}"
     assert len(at.latex) >= 2

@@ -1,12 +1,11 @@
 """AppTest of the "Deep narrow networks" page: charts hold data, the URL round-trips, presets, jobs_for."""
 from __future__ import annotations
 
-import base64
 
 import numpy as np
 import pytest
 
-from apptest_helpers import exceptions, open_app, plotly_charts
+from apptest_helpers import exceptions, open_app, plotly_charts, plotly_values
 
 PAGE = "pages/4_deep_narrow.py"
 SMALL = {"dn_L1": 10, "dn_L2": 30, "dn_L3": 0, "dn_trials": 2, "dn_steps": 100, "dn_train": 1,
@@ -19,21 +18,13 @@ def _temp_store(monkeypatch, tmp_path):
     monkeypatch.setenv("NTK_EXPLORER_STORE", str(tmp_path))
 
 
-def _values(arr) -> np.ndarray:
-    if arr is None:
-        return np.zeros(0)
-    if isinstance(arr, dict):
-        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).astype(float)
-    return np.asarray([np.nan if a is None else a for a in np.ravel(arr)], dtype=float)
-
-
 def _check(at, n_charts):
     assert exceptions(at) == []
     assert [e.value for e in at.error] == []
     charts = plotly_charts(at)
     assert len(charts) == n_charts
     for fig in charts:
-        ys = [_values(tr.get("y")) for tr in fig["data"]]
+        ys = [plotly_values(tr.get("y")) for tr in fig["data"]]
         assert any(np.isfinite(y).any() for y in ys), fig["layout"].get("title")
     return charts
 

@@ -2,8 +2,6 @@
 time of a warm rerun when the depth slider moves."""
 from __future__ import annotations
 
-import base64
-import json
 import math
 import re
 import time
@@ -11,20 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from apptest_helpers import exceptions, notices, open_app, plotly_charts
+from apptest_helpers import exceptions, notices, open_app, plotly_charts, plotly_values
 
 DEPTH = "pages/3_depth.py"
 N_CHARTS = 7
-
-
-def _values(arr) -> np.ndarray:
-    """Values of a plotly JSON array (plain list or typed-array encoding)."""
-    if arr is None:
-        return np.zeros(0)
-    if isinstance(arr, dict):
-        flat = np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"])
-        return flat.astype(float)
-    return np.asarray(arr, dtype=float).ravel()
 
 
 def assert_depth_page_ok(at):
@@ -35,7 +23,7 @@ def assert_depth_page_ok(at):
     for fig in charts:
         assert fig["data"], "a chart without traces"
         for tr in fig["data"]:
-            vals = _values(tr.get("z") if tr.get("type") == "heatmap" else tr.get("y"))
+            vals = plotly_values(tr.get("z") if tr.get("type") == "heatmap" else tr.get("y"))
             assert vals.size > 0, f"empty trace {tr.get('name')}"
             assert np.all(np.isfinite(vals)), f"non-finite values in {tr.get('name')}"
     assert len(at.get("download_button")) >= N_CHARTS
@@ -61,7 +49,7 @@ def printed_ntk_limit(text: str) -> float:
 
 def heatmap(at) -> np.ndarray:
     fig = next(f for f in plotly_charts(at) if f["data"][0].get("type") == "heatmap")
-    return _values(fig["data"][0]["z"])
+    return plotly_values(fig["data"][0]["z"])
 
 
 @pytest.mark.slow

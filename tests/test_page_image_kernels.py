@@ -2,13 +2,12 @@
 upload gives a message. Small settings so the kernels take about a second."""
 from __future__ import annotations
 
-import base64
 import io
 
 import numpy as np
 import pytest
 
-from apptest_helpers import exceptions, open_app, plotly_charts
+from apptest_helpers import exceptions, open_app, plotly_charts, plotly_values
 
 PAGE = "pages/5_image_kernels.py"
 SMALL = {"depth": 2, "ik_ntrain": 40, "ik_ntest": 20, "ik_cnn": "0", "activation": "relu",
@@ -20,14 +19,6 @@ def _store(tmp_path, monkeypatch):
     monkeypatch.setenv("NTK_EXPLORER_STORE", str(tmp_path))
 
 
-def _values(arr) -> np.ndarray:
-    if arr is None:
-        return np.zeros(0)
-    if isinstance(arr, dict):
-        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=object).ravel()
-
-
 def _check(at, n_charts):
     assert exceptions(at) == []
     assert [e.value for e in at.error] == []
@@ -36,7 +27,7 @@ def _check(at, n_charts):
     for fig in charts:
         assert fig["data"], "a chart without traces"
         for tr in fig["data"]:
-            vals = _values(tr.get("z") if tr.get("type") == "heatmap" else tr.get("y"))
+            vals = plotly_values(tr.get("z") if tr.get("type") == "heatmap" else tr.get("y"))
             assert vals.size > 0, f"empty trace {tr.get('name')}"
     return charts
 
@@ -49,7 +40,7 @@ def test_small_page_draws_table_and_inside_views_and_round_trips_url():
     names = {tr["name"] for tr in acc["data"]}
     assert {"CNTK-GAP", "CNTK-V", "CNN-GP-GAP", "CNN-GP-V", "FC NTK"} <= names
     for tr in acc["data"]:
-        y = np.asarray(_values(tr["y"]), float)
+        y = np.asarray(plotly_values(tr["y"]), float)
         assert y.shape == (2,) and np.all((y >= 0) & (y <= 100))
     assert len(at.dataframe) >= 2  # results and the paper's reference table
     for key, value in SMALL.items():

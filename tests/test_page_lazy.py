@@ -2,12 +2,11 @@
 the page's jobs_for standalone (what `python -m benchmarks.presets` ships)."""
 from __future__ import annotations
 
-import base64
 
 import numpy as np
 import pytest
 
-from apptest_helpers import exceptions, open_app, plotly_charts
+from apptest_helpers import exceptions, open_app, plotly_charts, plotly_values
 
 PAGE = "pages/6_lazy_training.py"
 SMALL = {"width": 32, "depth": 1, "lz_wmin": 16, "lz_wmax": 64, "lz_seeds": 2, "lz_steps": 60,
@@ -18,14 +17,6 @@ N_CHARTS = 8
 @pytest.fixture(autouse=True)
 def _store(tmp_path, monkeypatch):
     monkeypatch.setenv("NTK_EXPLORER_STORE", str(tmp_path))
-
-
-def _values(arr) -> np.ndarray:
-    if arr is None:
-        return np.zeros(0)
-    if isinstance(arr, dict):
-        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"]).astype(float)
-    return np.asarray(arr, dtype=float).ravel()
 
 
 def _query(at, key):
@@ -40,7 +31,7 @@ def assert_page_ok(at, n_charts=N_CHARTS):
     assert len(charts) == n_charts
     for fig in charts:
         assert fig["data"], "a chart without traces"
-        assert any(_values(tr.get("y")).size and np.isfinite(_values(tr.get("y"))).any() for tr in fig["data"])
+        assert any(plotly_values(tr.get("y")).size and np.isfinite(plotly_values(tr.get("y"))).any() for tr in fig["data"])
     assert len(at.get("download_button")) >= n_charts
     return charts
 
