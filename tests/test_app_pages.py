@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from apptest_helpers import exceptions, notices, open_app, plotly_charts
+from apptest_helpers import exceptions, notices, open_app, plotly_charts, plotly_values
 
 import ntk_core as nc
 from dashboard import presets
@@ -17,18 +17,7 @@ FAST = {"steps": 200, "K": 2}  # small training runs keep the AppTests quick
 
 
 def trace_length(trace: dict, axis: str = "y") -> int:
-    values = trace.get(axis)
-    if values is None:
-        return 0
-    if isinstance(values, dict):  # plotly's typed-array encoding {"dtype", "bdata", "shape"}
-        shape = values.get("shape")
-        if shape:
-            return math.prod(int(s) for s in str(shape).split(","))
-        import base64
-        import numpy as np
-
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).size
-    return len(values)
+    return plotly_values(trace.get(axis)).size
 
 
 def assert_page_ok(at, n_charts: int):
