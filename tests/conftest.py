@@ -32,8 +32,10 @@ def _temp_result_store(_session_store, monkeypatch):
 @pytest.fixture(autouse=True)
 def _bounded_compiled_code():
     """Thousands of compiled shapes across the suite would otherwise reach vm.max_map_count and
-    crash the process (a segmentation fault in XLA); the app does the same on every rerun."""
-    yield
-    from ntk_core._compiled import release_compiled_code_if_needed
+    crash the process (a segmentation fault in XLA); the app does the same on every rerun.
+    Between tests the caches are dropped at a quarter of the limit, so that the app's own check
+    (at half) never clears them in the middle of a test and turns a warm rerun into a cold one."""
+    from ntk_core._compiled import map_limit, release_compiled_code_if_needed
 
-    release_compiled_code_if_needed()
+    release_compiled_code_if_needed(force_check=True, threshold=map_limit() // 4)
+    yield
