@@ -68,6 +68,38 @@ def test_charts_carry_an_opaque_background_with_readable_text(theme, presentatio
         assert min(style.font_size, style.title_size, style.axis_title_size) >= 18
 
 
+def test_apply_style_reaches_every_axis_and_annotation_and_keeps_the_rest():
+    """apply_style assigns one merged layout (much faster than update_layout calls): every subplot
+    axis and annotation gets the theme, what the figure had (shapes, axis types, titles) stays."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("left", "right"))
+    fig.add_trace(go.Scatter(x=[1, 2], y=[3, 4]), row=1, col=2)
+    fig.update_layout(title_text="T", xaxis2=dict(type="log", title_text="λ_{max}"))
+    fig.add_hline(y=1.0)
+    style = Style(theme="dark", presentation=True)
+    out = figures.apply_style(fig, style).layout
+    for ax in (out.xaxis, out.yaxis, out.xaxis2, out.yaxis2):
+        assert ax.tickfont.color == style.colors["text"] and ax.gridcolor == style.colors["grid"]
+    assert out.xaxis2.type == "log" and out.xaxis2.title.text == "λ<sub>max</sub>"
+    assert [a.font.color for a in out.annotations] == [style.colors["text"]] * 2
+    assert [a.text for a in out.annotations] == ["left", "right"] and len(out.shapes) == 1
+    assert out.title.font.size == style.title_size and out.paper_bgcolor == style.colors["paper"]
+    assert out.template.layout.to_plotly_json()  # the theme's template is set
+
+
+def test_merged_updates_nested_dicts_and_leaves_its_inputs_alone():
+    base = {"a": {"b": 1, "c": 2}, "d": [1]}
+    assert figures._merged(base, {"a": {"c": 3}, "d": [2]}) == {"a": {"b": 1, "c": 3}, "d": [2]}
+    assert base == {"a": {"b": 1, "c": 2}, "d": [1]}
+
+
+def test_csv_download_is_the_frame_the_chart_shows():
+    frame = figures.to_frame({"x": [1.0, 2.0], "y": [3.0]})
+    assert figures.csv_bytes(frame).decode().splitlines() == ["x,y", "1.0,3.0", "2.0,"]
+
+
 def test_log_axes_label_decades_only():
     style = Style()
     fig = new_figure("t", "x", "y", style=style, log_x=True, log_y=True)

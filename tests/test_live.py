@@ -25,24 +25,27 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.perf]
 BUDGET_S = 0.5
 QUIET_FLOOR_S = 0.19
 WARM_MOVES = 6
+SHARED_DEPTH = ("Depth (hidden layers)", "sidebar", "depth")
+# page: (URL, the depth slider it reads); the depth page disables the shared network depth and
+# has its own, the depth L of its heatmaps
 PAGES = {
-    "home": "/",
-    "finite_vs_infinite": "/finite_vs_infinite?steps=2000",
-    "kernel_convergence": "/kernel_convergence?cv_w1=64&cv_w2=512&cv_seeds=3&cv_steps=50"
-                          "&cv_smin=32&cv_smax=512&cv_sseeds=2&cv_spoints=8",
-    "depth": "/depth?L_max=1000&L=10",
+    "home": ("/", SHARED_DEPTH),
+    "finite_vs_infinite": ("/finite_vs_infinite?steps=2000", SHARED_DEPTH),
+    "kernel_convergence": ("/kernel_convergence?cv_w1=64&cv_w2=512&cv_seeds=3&cv_steps=50"
+                           "&cv_smin=32&cv_smax=512&cv_sseeds=2&cv_spoints=8", SHARED_DEPTH),
+    "depth": ("/depth?L_max=1000&L=10", ("Depth L for the heatmaps", "main", "L")),
 }
 
 
-async def nudge(page) -> list[float]:
+async def nudge(page, control) -> list[float]:
     """Depth right then left once (computing), then WARM_MOVES timed moves between seen values."""
-    thumb_label = "Depth (hidden layers)"
+    label, where, key = control
     for direction in ("ArrowRight", "ArrowLeft"):
-        await move(page, thumb_label, "sidebar", "depth", key_press=direction)
+        await move(page, label, where, key, key_press=direction)
     times = []
     for k in range(WARM_MOVES):
         direction = "ArrowRight" if k % 2 == 0 else "ArrowLeft"
-        times.append(await move(page, thumb_label, "sidebar", "depth", key_press=direction))
+        times.append(await move(page, label, where, key, key_press=direction))
     return times
 
 
@@ -51,13 +54,13 @@ async def measure(base: str) -> dict:
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                            args=CHROMIUM_ARGS)
-        for name, path in PAGES.items():
+        for name, (path, control) in PAGES.items():
             context = await browser.new_context(viewport={"width": 1024, "height": 768})
             context.set_default_timeout(TIMEOUT_MS)
             page = await context.new_page()
             await page.goto(base + path, wait_until="domcontentloaded")
             await wait_idle(page, "sigma_w=")
-            times = await nudge(page)
+            times = await nudge(page, control)
             results[name] = {"median_s": round(statistics.median(times), 3),
                              "times_s": [round(t, 3) for t in times],
                              "exceptions": await exceptions(page)}
