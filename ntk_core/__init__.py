@@ -5,6 +5,7 @@ Public API, grouped as in `__all__` (everything else lives in private modules an
     nc.MLP, nc.CNN                        network specifications (NTK parameterization)
     nc.infinite_kernels(spec, x1, x2)     infinite-width NNGP and NTK  (.nngp, .ntk)
     nc.infinite_kernels_by_depth(cnn, x1, x2)   {d: Kernels} after 1..depth conv layers, one pass
+    nc.infinite_kernel_diagonals(spec, x)  k(x_i, x_i) only (the variance recursion: n, not n^2)
     nc.kernel_regression(Ktt, Kte, Y, diag_reg)  kernel classifier (Arora et al. 2019), + image data helpers
     nc.dual_activation(act, a, b, c)      E[phi(u)phi(v)], E[phi'(u)phi'(v)]
     nc.init_params, nc.apply, nc.empirical_ntk         finite networks and their empirical NTK
@@ -38,6 +39,7 @@ from ._activations import dual_activation_diag as dual_activation_diag
 from ._infinite import KernelOverflowError as KernelOverflowError
 from ._infinite import KernelSizeError as KernelSizeError
 from ._infinite import Kernels as Kernels
+from ._infinite import infinite_kernel_diagonals as infinite_kernel_diagonals
 from ._infinite import infinite_kernels as infinite_kernels
 from ._infinite import infinite_kernels_by_depth as infinite_kernels_by_depth
 from ._kernel_regression import MAX_TEST_IMAGES as MAX_TEST_IMAGES
@@ -165,6 +167,7 @@ __all__ = [
     "KernelOverflowError",
     "KernelSizeError",
     "Kernels",
+    "infinite_kernel_diagonals",
     "infinite_kernels",
     "infinite_kernels_by_depth",
     # Exact convolutional kernels as image classifiers (seed 001)

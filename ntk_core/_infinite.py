@@ -259,7 +259,8 @@ def _mlp_tiles_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, *, activation,
 @functools.partial(jax.jit, static_argnames=("activation", "n"))
 def _diagonal_moments(hist, w2, b2, *, activation, n):
     """Per layer l < depth and point: the moments E[phi^(j)(u)^2], j = 0..3, and d E[phi(u)^2] / dq,
-    u ~ N(0, hist[l]) (shape (depth, ..., 5)), and bounds dvar (depth + 1, ...) on the quadrature error of hist itself:
+    u ~ N(0, hist[l]) (shape (depth, ..., 5)), their quadrature errors (j = 0, 1; shape (depth, ..., 2)),
+    and bounds dvar (depth + 1, ...) on the quadrature error of hist itself:
     dvar[0] = 0, dvar[l+1] = w^2 (e0 + |d E[phi^2] / dq| dvar[l]) (to first order), with
     d E[phi(u)^2] / dq = E[phi'^2 + phi phi''] (heat equation)."""
     m, err = quadrature_moments(activation_fn(activation), hist[:-1], n, orders=4)
@@ -269,7 +270,7 @@ def _diagonal_moments(hist, w2, b2, *, activation, n):
         return w2 * (e0 + jnp.abs(m_l[4]) * dvar), dvar
 
     last, dvar = jax.lax.scan(step, jnp.zeros_like(hist[0]), (jnp.moveaxis(m, 0, 1), err[0]))
-    return jnp.moveaxis(m, 0, -1), jnp.concatenate([dvar, last[None]], axis=0)
+    return jnp.moveaxis(m, 0, -1), jnp.concatenate([dvar, last[None]], axis=0), jnp.moveaxis(err, 0, -1)
 
 
 def _layer_nodes(hist1, hist2, dtype) -> int:
@@ -292,19 +293,23 @@ def _mlp_tiles(xa, xb, va, vb, w2, b2, *, activation, depth):
 # Tiling
 # ----------------------------------------------------------------------------------------------
 def _tile_plan(n1, n2, symmetric, entry_cost, itemsize):
-    """Tile edge T and the list of (row tile, column tile) pairs to compute, plus the number of
-    pairs per compiled call."""
+    """Tile edges (rows Ta, columns Tb), the list of (row tile, column tile) pairs to compute, and
+    the number of pairs per compiled call. A lopsided call (100 test points against 10 training
+    points) gets a thin tile instead of padding the short side up to the long one's edge."""
     budget_entries = max(TILE_MEMORY_BYTES // (_LIVE_ARRAYS * itemsize * entry_cost), 64 * 64)
-    n = max(n1, n2)
-    tile = min(_round_up(n, 8), 256 if symmetric else 512)
-    tile = min(tile, max(8, int(math.isqrt(budget_entries)) // 8 * 8))
-    t1, t2 = -(-n1 // tile), -(-n2 // tile)
+    edge = max(8, int(math.isqrt(budget_entries)) // 8 * 8)
+    if symmetric:
+        ta = tb = min(_round_up(n1, 8), 256, edge)
+    else:
+        tb = min(_round_up(n2, 8), 512, edge)
+        ta = min(_round_up(n1, 8), 512, max(8, budget_entries // tb // 8 * 8))
+    t1, t2 = -(-n1 // ta), -(-n2 // tb)
     if symmetric:
         pairs = [(i, j) for i in range(t1) for j in range(i, t1)]
     else:
         pairs = [(i, j) for i in range(t1) for j in range(t2)]
-    per_call = max(1, min(len(pairs), budget_entries // (tile * tile)))
-    return tile, pairs, per_call
+    per_call = max(1, min(len(pairs), budget_entries // (ta * tb)))
+    return ta, tb, pairs, per_call
 
 
 def _round_up(n, m):
@@ -320,15 +325,16 @@ def _pad_rows(a, rows, axis=0):
     return np.pad(a, widths, mode="edge")  # copies of a real row: the error bound is a max over the tile
 
 
-def _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tile, pairs, per_call, dtype):
+def _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tiles, pairs, per_call, dtype):
     """Evaluates `compute(a_tiles, b_tiles) -> (nngp, ntk, bound)` over batches of tile pairs and
     assembles the (n1, n2) outputs. rows_a / rows_b: tuples of arrays indexed by row, padded to a
-    whole number of tiles."""
+    whole number of tiles; tiles: the tile edges (Ta, Tb)."""
+    ta, tb = tiles
     nngp = np.empty((n1, n2), dtype)
     ntk = np.empty((n1, n2), dtype)
     bound = 0.0
 
-    def gather(rows, idx):
+    def gather(rows, idx, tile):
         return tuple(
             np.stack([r.reshape((-1, tile) + r.shape[1:])[k] for k in idx]) if r.ndim >= 1 else r
             for r in rows
@@ -337,14 +343,14 @@ def _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tile, pairs, per_call
     for start in range(0, len(pairs), per_call):
         batch = pairs[start : start + per_call]
         padded = batch + [batch[-1]] * (per_call - len(batch))  # keep one compiled shape
-        a = gather(rows_a, [i for i, _ in padded])
-        b = gather(rows_b, [j for _, j in padded])
+        a = gather(rows_a, [i for i, _ in padded], ta)
+        b = gather(rows_b, [j for _, j in padded], tb)
         s, t, err = compute(a, b)
         s, t = np.asarray(s), np.asarray(t)
         bound = max(bound, float(np.max(err)))
         for k, (i, j) in enumerate(batch):
-            r0, c0 = i * tile, j * tile
-            r1, c1 = min(r0 + tile, n1), min(c0 + tile, n2)
+            r0, c0 = i * ta, j * tb
+            r1, c1 = min(r0 + ta, n1), min(c0 + tb, n2)
             nngp[r0:r1, c0:c1] = s[k, : r1 - r0, : c1 - c0]
             ntk[r0:r1, c0:c1] = t[k, : r1 - r0, : c1 - c0]
             if symmetric and i != j:
@@ -388,10 +394,9 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
 
     if not is_closed_form(act):
         return _mlp_kernels_quadrature(x1, x2, hist1, hist2, w2, b2, act, depth, symmetric, dtype, spec)
-    tile, pairs, per_call = _tile_plan(n1, n2, symmetric, 1, np.dtype(dtype).itemsize)
-    t1, t2 = -(-n1 // tile), -(-n2 // tile)
-    rows_a = (_pad_rows(x1, t1 * tile), _pad_rows(np.asarray(hist1).T, t1 * tile))
-    rows_b = rows_a if symmetric else (_pad_rows(x2, t2 * tile), _pad_rows(np.asarray(hist2).T, t2 * tile))
+    ta, tb, pairs, per_call = _tile_plan(n1, n2, symmetric, 1, np.dtype(dtype).itemsize)
+    rows_a = (_pad_rows(x1, _round_up(n1, ta)), _pad_rows(np.asarray(hist1).T, _round_up(n1, ta)))
+    rows_b = rows_a if symmetric else (_pad_rows(x2, _round_up(n2, tb)), _pad_rows(np.asarray(hist2).T, _round_up(n2, tb)))
 
     def compute(a, b):
         xa, va = a
@@ -400,7 +405,7 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
             xa, xb, np.swapaxes(va, 1, 2), np.swapaxes(vb, 1, 2), w2, b2, activation=act, depth=depth
         )
 
-    nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tile, pairs, per_call, dtype)
+    nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, (ta, tb), pairs, per_call, dtype)
     _check_finite(spec, nngp, ntk, dtype)
     return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
 
@@ -409,18 +414,17 @@ def _mlp_kernels_quadrature(x1, x2, hist1, hist2, w2, b2, act, depth, symmetric,
     n1, n2 = x1.shape[0], x2.shape[0]
     n = _layer_nodes(hist1, hist2, dtype)
     diag_n = quadrature_nodes(np.inf, dtype)
-    m1, dv1 = _diagonal_moments(hist1, w2, b2, activation=act, n=diag_n)
-    m2, dv2 = (m1, dv1) if symmetric else _diagonal_moments(hist2, w2, b2, activation=act, n=diag_n)
+    m1, dv1, _ = _diagonal_moments(hist1, w2, b2, activation=act, n=diag_n)
+    m2, dv2, _ = (m1, dv1, None) if symmetric else _diagonal_moments(hist2, w2, b2, activation=act, n=diag_n)
     cost = n * n * 29 // 16 + 4
-    tile, pairs, per_call = _tile_plan(n1, n2, symmetric, cost, np.dtype(dtype).itemsize)
-    t1, t2 = -(-n1 // tile), -(-n2 // tile)
+    ta, tb, pairs, per_call = _tile_plan(n1, n2, symmetric, cost, np.dtype(dtype).itemsize)
 
-    def rows(x, hist, m, dv, t):
-        return (_pad_rows(x, t * tile), _pad_rows(np.asarray(hist).T, t * tile),
-                _pad_rows(np.moveaxis(np.asarray(m), 1, 0), t * tile), _pad_rows(np.asarray(dv).T, t * tile))
+    def rows(x, hist, m, dv, padded):
+        return (_pad_rows(x, padded), _pad_rows(np.asarray(hist).T, padded),
+                _pad_rows(np.moveaxis(np.asarray(m), 1, 0), padded), _pad_rows(np.asarray(dv).T, padded))
 
-    rows_a = rows(x1, hist1, m1, dv1, t1)
-    rows_b = rows_a if symmetric else rows(x2, hist2, m2, dv2, t2)
+    rows_a = rows(x1, hist1, m1, dv1, _round_up(n1, ta))
+    rows_b = rows_a if symmetric else rows(x2, hist2, m2, dv2, _round_up(n2, tb))
 
     def compute(a, b):
         xa, va, ma, da = a
@@ -429,7 +433,7 @@ def _mlp_kernels_quadrature(x1, x2, hist1, hist2, w2, b2, act, depth, symmetric,
             xa, xb, np.swapaxes(va, 1, 2), np.swapaxes(vb, 1, 2), np.swapaxes(ma, 1, 2), np.swapaxes(mb, 1, 2),
             np.swapaxes(da, 1, 2), np.swapaxes(db, 1, 2), w2, b2, activation=act, depth=depth, n=n)
 
-    nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, tile, pairs, per_call, dtype)
+    nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, (ta, tb), pairs, per_call, dtype)
     _check_finite(spec, nngp, ntk, dtype)
     return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
 
@@ -704,6 +708,51 @@ def infinite_kernels(spec: NetworkSpec, x1, x2=None, *, engine: str = "auto") ->
     if isinstance(spec, CNN):
         return _cnn_kernels(spec, x1, x2, engine)[-1]
     raise ValueError(f"spec must be ntk_core.MLP or ntk_core.CNN, got {type(spec).__name__}")
+
+
+def infinite_kernel_diagonals(spec: NetworkSpec, x) -> Kernels:
+    """The diagonals k(x_i, x_i) of `infinite_kernels(spec, x)`, as 1-D `.nngp` and `.ntk` (n,).
+
+    For an MLP this is the variance recursion alone (n points, not n^2 pairs; 1-D quadrature for
+    activations without a closed form): what a posterior variance needs, at a small part of the
+    cost of the full matrix. A CNN's readout couples pixels, so it takes the full kernels' diagonal."""
+    if isinstance(spec, CNN):
+        k = infinite_kernels(spec, x)
+        return Kernels(nngp=np.diag(k.nngp).copy(), ntk=np.diag(k.ntk).copy(),
+                       dual_error_bound=k.dual_error_bound)
+    if not isinstance(spec, MLP):
+        raise ValueError(f"spec must be ntk_core.MLP or ntk_core.CNN, got {type(spec).__name__}")
+    dtype = _working_dtype(x)
+    x = _as_input(x, 2, "x", dtype)
+    w2, b2 = dtype(spec.w_std**2), dtype(spec.b_std**2)
+    hist, var, theta = _mlp_diagonal(x, w2, b2, activation=spec.activation, depth=spec.depth)
+    layer = _first_nonfinite_layer(hist)
+    var, theta = np.asarray(var, dtype), np.asarray(theta, dtype)
+    if layer is not None or not (np.all(np.isfinite(var)) and np.all(np.isfinite(theta))):
+        raise KernelOverflowError(_overflow_message(spec, spec.depth if layer is None else layer, dtype))
+    bound = 0.0
+    if not is_closed_form(spec.activation) and spec.depth > 0:
+        bound = _diagonal_error_bound(hist, w2, b2, spec.activation, dtype)
+    return Kernels(nngp=var, ntk=theta, dual_error_bound=bound)
+
+
+def _diagonal_error_bound(hist, w2, b2, activation, dtype) -> float:
+    """`_quadrature_layer`'s bound on its `same` entries (a point with itself, where the
+    covariance is the variance: no off-diagonal term), run on the diagonal alone."""
+    m, dvar, err = (np.asarray(a, np.float64) for a in _diagonal_moments(
+        hist, w2, b2, activation=activation, n=quadrature_nodes(np.inf, dtype)))
+    w2 = float(w2)
+    theta = np.asarray(hist[0], np.float64)
+    dth = np.zeros_like(theta)
+    for layer in range(m.shape[0]):
+        m0, m1, m2, m3, m4 = (m[layer, ..., j] for j in range(5))
+        ev, evd = err[layer, ..., 0], err[layer, ..., 1]
+        da = dvar[layer]
+        dvd = evd + (m2 + np.sqrt(m1 * m3)) * da
+        dsig = w2 * (ev + np.abs(m4) * da)
+        dth = dsig + w2 * ((np.abs(m1) + dvd) * dth + np.abs(theta) * dvd)
+        theta = np.asarray(hist[layer + 1], np.float64) + w2 * m1 * theta
+    return float(max(np.max(dvar[-1]), np.max(dth)))
 
 
 def infinite_kernels_by_depth(spec: CNN, x1, x2=None, *, engine: str = "auto", progress=None) -> dict:

@@ -35,7 +35,7 @@ from typing import Optional
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._infinite import infinite_kernels
+from ._infinite import infinite_kernel_diagonals, infinite_kernels
 from ._lru import LRUCache
 from ._spec import CNN, MLP
 from ._validation import (
@@ -50,6 +50,7 @@ from ._validation import (
 MAX_COV_ENTRIES = 50_000_000        # times x n_test^2 of the full covariance
 ILL_CONDITIONED = 1e12
 CACHE_MAX_TRAIN = 2_000             # training sets up to this size keep their eigendecomposition
+CACHE_MAX_TEST_ENTRIES = 250_000    # test-side kernels up to this many entries (2 MB each) are kept too
 CACHE_ENTRIES = 4
 KERNELS = ("ntk", "nngp")
 
@@ -239,7 +240,7 @@ def _variance(proj, coef, prior_proj, prior_mid, k_prior, compute_cov):
     """Variance and (optionally) covariance on a set of points for every time.
 
     proj = D(x*, X) V, prior_proj = V^T K(X, x*), prior_mid = V^T K_mid V, k_prior = K(x*, x*)."""
-    k_diag = np.diag(k_prior)
+    k_diag = np.diag(k_prior) if k_prior.ndim == 2 else k_prior    # (m,): its diagonal only
     var = np.empty((coef.shape[0], proj.shape[0]))
     cov = np.empty((coef.shape[0], proj.shape[0], proj.shape[0])) if compute_cov else None
     for k in range(coef.shape[0]):
@@ -351,6 +352,7 @@ def ntk_gp_posterior(
 
 
 _FACTORIZATIONS = LRUCache(CACHE_ENTRIES)
+_TEST_KERNELS = LRUCache(CACHE_ENTRIES)
 
 
 def _train_factorization(spec, x_train, kernel, diag_reg) -> _Factorization:
@@ -396,8 +398,36 @@ def ntk_gp(
     n, m = len(x_train), len(x_test)
     call = _check_call(n, m, y_train, t, kernel, diag_reg, y_test, compute_cov, fx_train_0, fx_test_0, True)
     fact = _train_factorization(spec, x_train, call.kernel, call.diag_reg)
+    nngp_td, ntk_td, nngp_tt = _test_kernels(spec, x_test, x_train, call.compute_cov)
+    return _posterior(fact, call, ntk_td if call.kernel == "ntk" else nngp_td, nngp_td, nngp_tt)
+
+
+def _test_kernels(spec, x_test, x_train, compute_cov: bool):
+    """K(x*, X), Theta(x*, X) and K(x*, x*) (its diagonal alone when no covariance is asked: the
+    variance recursion, n and not n^2 pairs), memoised (LRU) like the training side, so that a
+    page asking for other times on the same points computes no kernel."""
+    m, n = len(x_test), len(x_train)
+    xt, xd = np.ascontiguousarray(x_test), np.ascontiguousarray(x_train)
+    key = None
+    if m * (m + n) <= CACHE_MAX_TEST_ENTRIES:
+        try:
+            key = (hash(spec), compute_cov, xt.shape, xt.dtype.str, xd.shape, xd.dtype.str,
+                   hashlib.sha1(xt.tobytes() + xd.tobytes()).hexdigest())
+        except TypeError:          # an unhashable custom activation
+            key = None
+    cached = None if key is None else _TEST_KERNELS.get(key)
+    if cached is not None:
+        return cached
     k_td = infinite_kernels(spec, x_test, x_train)
     nngp_td = _as_kernel(k_td.nngp, (m, n), "nngp_test_train")
     ntk_td = _as_kernel(k_td.ntk, (m, n), "ntk_test_train")
-    nngp_tt = _as_kernel(infinite_kernels(spec, x_test).nngp, (m, m), "nngp_test_test")
-    return _posterior(fact, call, ntk_td if call.kernel == "ntk" else nngp_td, nngp_td, nngp_tt)
+    if compute_cov:
+        nngp_tt = _as_kernel(infinite_kernels(spec, x_test).nngp, (m, m), "nngp_test_test")
+    else:
+        nngp_tt = _as_kernel(infinite_kernel_diagonals(spec, x_test).nngp, (m,), "nngp_test_test diagonal")
+    out = (nngp_td, ntk_td, nngp_tt)
+    for a in out:
+        a.setflags(write=False)           # shared through the cache
+    if key is not None:
+        _TEST_KERNELS.put(key, out)
+    return out

@@ -84,6 +84,26 @@ def test_engines_agree(activation):
         np.testing.assert_allclose(fast.nngp, ref.nngp, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("activation,depth", [("relu", 3), ("erf", 0), ("tanh", 3), ("softplus", 2)])
+def test_kernel_diagonals_are_the_full_kernels_diagonal(activation, depth):
+    """infinite_kernel_diagonals runs the variance recursion alone; it must give the diagonal of
+    the full kernels, within the quadrature bounds of both (tanh, softplus: 1-D against 2-D rules)."""
+    x = np.random.default_rng(3).standard_normal((7, 3)) * 1.5
+    spec = nc.MLP(depth=depth, w_std=2.0, b_std=0.3, activation=activation)
+    full = nc.infinite_kernels(spec, x)
+    diag = nc.infinite_kernel_diagonals(spec, x)
+    assert diag.nngp.shape == diag.ntk.shape == (7,)
+    slack = full.dual_error_bound + diag.dual_error_bound + 1e-13 * np.max(full.ntk)
+    assert np.max(np.abs(diag.nngp - np.diag(full.nngp))) <= slack
+    assert np.max(np.abs(diag.ntk - np.diag(full.ntk))) <= slack
+    closed = _activations.is_closed_form(activation) or depth == 0
+    assert (diag.dual_error_bound == 0.0) == closed
+    cnn = nc.CNN(depth=1, w_std=1.5, b_std=0.1, activation=activation, readout="gap")
+    images = x[:3, :3].reshape(3, 3, 1, 1) * np.ones((1, 1, 2, 1))
+    np.testing.assert_allclose(nc.infinite_kernel_diagonals(cnn, images).ntk,
+                               np.diag(nc.infinite_kernels(cnn, images).ntk), rtol=1e-12)
+
+
 def test_symmetric_call_equals_explicit_pair():
     x = np.random.default_rng(0).standard_normal((300, 4))  # several tiles / row blocks
     spec = nc.MLP(depth=3, activation="relu", w_std=1.4, b_std=0.1)

@@ -138,6 +138,35 @@ def test_memoised_training_factorisation_gives_the_same_answer():
     assert not np.allclose(moved.mean, first.mean[0])
 
 
+@pytest.mark.parametrize("activation", ["erf", "tanh"])
+def test_variance_without_covariance_uses_the_kernel_diagonal_and_matches(activation):
+    """compute_cov=False needs only K(x*, x*)'s diagonal (the variance recursion): the same
+    variances as the full test-test kernel gives."""
+    spec = nc.MLP(depth=2, w_std=1.5, b_std=0.05, activation=activation)
+    x, y, xt = _data(n=5, m=6, seed=7)
+    full = nc.ntk_gp(spec, x, y, xt, t=[0.3, np.inf], compute_cov=True)
+    diag = nc.ntk_gp(spec, x, y, xt, t=[0.3, np.inf], compute_cov=False)
+    assert diag.cov is None
+    np.testing.assert_allclose(diag.var, full.var, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(diag.mean, full.mean, rtol=1e-13)
+
+
+def test_other_times_on_the_same_points_compute_no_kernel(monkeypatch):
+    """A page moving its time slider asks for new t on the same points: the test-side kernels are
+    memoised like the training side (tanh's kernels take seconds)."""
+    from ntk_core import _ntk_gp
+
+    x, y, xt = _data(seed=11)
+    first = nc.ntk_gp(SPEC, x, y, xt, t=1.0, compute_cov=False)
+    calls = []
+    monkeypatch.setattr(_ntk_gp, "infinite_kernels", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(_ntk_gp, "infinite_kernel_diagonals", lambda *a, **k: calls.append(a))
+    later = nc.ntk_gp(SPEC, x, y, xt, t=[1.0, 5.0], compute_cov=False)
+    assert calls == []
+    np.testing.assert_allclose(later.mean[0], first.mean, rtol=1e-14)
+    assert not np.allclose(later.mean[1], first.mean)
+
+
 def test_kernel_level_equals_spec_level_and_a_direct_solve():
     """nc.ntk_gp_posterior on explicit kernels == nc.ntk_gp; at t = inf the mean is the kernel regression
     Theta(x*, X) (Theta + reg I)^-1 Y and the NNGP mode is the GP posterior with noise variance reg
