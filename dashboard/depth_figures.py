@@ -61,7 +61,7 @@ def correlation_map_figure(rho, rho_next, fixed_points, stability, cobweb_x, cob
                 fp = np.asarray(fixed_points)[sel]
                 add_points(fig, fp, fp, f"{kind} fixed point", color=COLORS["train"],
                            style=style, symbol=symbols[kind])
-    fig.update_xaxes(range=[-1.02, 1.02])
+    fig.update_xaxes(range=[-1.02, 1.02], constrain="domain")  # the square shrinks, the range stays ρ ∈ [-1, 1]
     fig.update_yaxes(range=[-1.02, 1.02], scaleanchor="x", scaleratio=1)
     fig.update_layout(hovermode="closest")
     if fig.layout.yaxis.type == "log":
