@@ -222,13 +222,30 @@ def _quadrature_layer(activation, n, w2, b2, a, b, ma, mb, da, db, same, sigma, 
     dv = ev + jnp.abs(vd) * dsig + 0.5 * (jnp.sqrt(m2a * m0b) * da + jnp.sqrt(m0a * m2b) * db)
     dvd = evd + jnp.sqrt(m2a * m2b) * dsig + 0.5 * (jnp.sqrt(m3a * m1b) * da + jnp.sqrt(m1a * m3b) * db)
     off = jnp.abs(sigma - a)  # the entry's own covariance against the variance it stands for
-    dv = jnp.where(same, ev + jnp.abs(ma[..., 4]) * da + jnp.abs(vd) * off, dv)
-    dvd = jnp.where(same, evd + (m2a + jnp.sqrt(m1a * m3a)) * da + jnp.sqrt(m2a * m2b) * off, dvd)
+    dv_same, dvd_same = _same_entry_errors(ev, evd, ma, da, vd, off, jnp.sqrt(m2a * m2b))
+    dv = jnp.where(same, dv_same, dv)
+    dvd = jnp.where(same, dvd_same, dvd)
     new_sigma = w2 * v + b2
-    new_dsig = w2 * dv
     new_theta = new_sigma + w2 * vd * theta
-    new_dth = new_dsig + w2 * ((jnp.abs(vd) + dvd) * dth + jnp.abs(theta) * dvd)
+    new_dsig, new_dth = _propagated_errors(w2, dv, dvd, vd, theta, dth)
     return new_sigma, new_theta, new_dsig, new_dth
+
+
+def _same_entry_errors(ev, evd, ma, da, vd, off, m2_mean):
+    """(dV, dV_dot) of a point with itself (`_quadrature_layer`): total variance derivatives
+    dE[phi^2]/dq = ma[..., 4] and (m2 + sqrt(m1 m3)), plus |V_dot| and m2_mean = sqrt(m2a m2b)
+    times `off`, how far the entry's covariance is from the variance it stands for."""
+    m1, m2, m3 = ma[..., 1], ma[..., 2], ma[..., 3]
+    # abs and ** 0.5 work on numpy (float64 host loop of `_diagonal_error_bound`) and jax arrays alike
+    return (ev + abs(ma[..., 4]) * da + abs(vd) * off,
+            evd + (m2 + (m1 * m3) ** 0.5) * da + m2_mean * off)
+
+
+def _propagated_errors(w2, dv, dvd, vd, theta, dth):
+    """Bounds on the errors of the next layer's (sigma, theta) from this layer's dV, dV_dot:
+    dsig' = w^2 dV, dth' = dsig' + w^2 ((|V_dot| + dV_dot) dth + |theta| dV_dot)."""
+    dsig = w2 * dv
+    return dsig, dsig + w2 * ((abs(vd) + dvd) * dth + abs(theta) * dvd)
 
 
 def _mlp_tile_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, activation, depth, n):
@@ -367,6 +384,16 @@ def _check_finite(spec, nngp, ntk, dtype):
 # ----------------------------------------------------------------------------------------------
 # Fully connected driver
 # ----------------------------------------------------------------------------------------------
+def _checked_diagonal(diagonal, spec: MLP, x, w2, b2, dtype):
+    """`diagonal`'s (history, Sigma, Theta) of x; KernelOverflowError naming the first layer
+    that leaves the floating point range."""
+    hist, var, theta = diagonal(x, w2, b2, activation=spec.activation, depth=spec.depth)
+    layer = _first_nonfinite_layer(hist)
+    if layer is not None or not (np.all(np.isfinite(np.asarray(var))) and np.all(np.isfinite(np.asarray(theta)))):
+        raise KernelOverflowError(_overflow_message(spec, spec.depth if layer is None else layer, dtype))
+    return hist, var, theta
+
+
 def _mlp_kernels(spec: MLP, x1, x2, engine):
     dtype = _working_dtype(x1, x2)
     symmetric = x2 is None
@@ -380,12 +407,8 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
     act, depth = spec.activation, spec.depth
 
     diagonal = _mlp_diagonal_numba if engine == "numba" else _mlp_diagonal
-    hist1, var1, th1 = diagonal(x1, w2, b2, activation=act, depth=depth)
-    hist2, var2, th2 = (hist1, var1, th1) if symmetric else diagonal(x2, w2, b2, activation=act, depth=depth)
-    for h, th in ((hist1, th1), (hist2, th2)):
-        layer = _first_nonfinite_layer(h)
-        if layer is not None or not np.all(np.isfinite(np.asarray(th))):
-            raise KernelOverflowError(_overflow_message(spec, depth if layer is None else layer, dtype))
+    hist1, _, _ = _checked_diagonal(diagonal, spec, x1, w2, b2, dtype)
+    hist2 = hist1 if symmetric else _checked_diagonal(diagonal, spec, x2, w2, b2, dtype)[0]
 
     if engine == "numba":
         nngp, ntk = _mlp_kernels_numba(x1, x2, hist1, hist2, w2, b2, act, symmetric, dtype)
@@ -725,11 +748,8 @@ def infinite_kernel_diagonals(spec: NetworkSpec, x) -> Kernels:
     dtype = _working_dtype(x)
     x = _as_input(x, 2, "x", dtype)
     w2, b2 = dtype(spec.w_std**2), dtype(spec.b_std**2)
-    hist, var, theta = _mlp_diagonal(x, w2, b2, activation=spec.activation, depth=spec.depth)
-    layer = _first_nonfinite_layer(hist)
+    hist, var, theta = _checked_diagonal(_mlp_diagonal, spec, x, w2, b2, dtype)
     var, theta = np.asarray(var, dtype), np.asarray(theta, dtype)
-    if layer is not None or not (np.all(np.isfinite(var)) and np.all(np.isfinite(theta))):
-        raise KernelOverflowError(_overflow_message(spec, spec.depth if layer is None else layer, dtype))
     bound = 0.0
     if not is_closed_form(spec.activation) and spec.depth > 0:
         bound = _diagonal_error_bound(hist, w2, b2, spec.activation, dtype)
@@ -745,13 +765,11 @@ def _diagonal_error_bound(hist, w2, b2, activation, dtype) -> float:
     theta = np.asarray(hist[0], np.float64)
     dth = np.zeros_like(theta)
     for layer in range(m.shape[0]):
-        m0, m1, m2, m3, m4 = (m[layer, ..., j] for j in range(5))
-        ev, evd = err[layer, ..., 0], err[layer, ..., 1]
-        da = dvar[layer]
-        dvd = evd + (m2 + np.sqrt(m1 * m3)) * da
-        dsig = w2 * (ev + np.abs(m4) * da)
-        dth = dsig + w2 * ((np.abs(m1) + dvd) * dth + np.abs(theta) * dvd)
-        theta = np.asarray(hist[layer + 1], np.float64) + w2 * m1 * theta
+        ma = m[layer]
+        vd = ma[..., 1]  # V_dot of a point with itself: E[phi'(u)^2]
+        dv, dvd = _same_entry_errors(err[layer, ..., 0], err[layer, ..., 1], ma, dvar[layer], vd, 0.0, 0.0)
+        _, dth = _propagated_errors(w2, dv, dvd, vd, theta, dth)
+        theta = np.asarray(hist[layer + 1], np.float64) + w2 * vd * theta
     return float(max(np.max(dvar[-1]), np.max(dth)))
 
 

@@ -355,16 +355,25 @@ _FACTORIZATIONS = LRUCache(CACHE_ENTRIES)
 _TEST_KERNELS = LRUCache(CACHE_ENTRIES)
 
 
+def _cache_key(spec, options: tuple, *arrays):
+    """Key of a memoised result of `spec` on these arrays (shape, dtype and bytes of each), or
+    None for an unhashable custom activation."""
+    try:
+        spec_hash = hash(spec)
+    except TypeError:
+        return None
+    parts = []
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        parts.append((a.shape, a.dtype.str, hashlib.sha1(a.tobytes()).hexdigest()))
+    return (spec_hash, options, tuple(parts))
+
+
 def _train_factorization(spec, x_train, kernel, diag_reg) -> _Factorization:
     """_factorize on the infinite-width kernels of x_train, memoised (LRU, small training sets only):
     the UI asks for many times and test grids on one training set, like Neural Tangents' predictor."""
     x = np.ascontiguousarray(x_train)
-    key = None
-    if x.shape[0] <= CACHE_MAX_TRAIN:
-        try:
-            key = (hash(spec), kernel, diag_reg, x.shape, x.dtype.str, hashlib.sha1(x.tobytes()).hexdigest())
-        except TypeError:          # an unhashable custom activation
-            key = None
+    key = _cache_key(spec, (kernel, diag_reg), x) if x.shape[0] <= CACHE_MAX_TRAIN else None
     fact = None if key is None else _FACTORIZATIONS.get(key)
     if fact is None:
         k_dd = infinite_kernels(spec, x_train)
@@ -407,14 +416,8 @@ def _test_kernels(spec, x_test, x_train, compute_cov: bool):
     variance recursion, n and not n^2 pairs), memoised (LRU) like the training side, so that a
     page asking for other times on the same points computes no kernel."""
     m, n = len(x_test), len(x_train)
-    xt, xd = np.ascontiguousarray(x_test), np.ascontiguousarray(x_train)
-    key = None
-    if m * (m + n) <= CACHE_MAX_TEST_ENTRIES:
-        try:
-            key = (hash(spec), compute_cov, xt.shape, xt.dtype.str, xd.shape, xd.dtype.str,
-                   hashlib.sha1(xt.tobytes() + xd.tobytes()).hexdigest())
-        except TypeError:          # an unhashable custom activation
-            key = None
+    key = (_cache_key(spec, (compute_cov,), x_test, x_train)
+           if m * (m + n) <= CACHE_MAX_TEST_ENTRIES else None)
     cached = None if key is None else _TEST_KERNELS.get(key)
     if cached is not None:
         return cached
