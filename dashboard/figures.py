@@ -90,8 +90,9 @@ class Style:
 
     @property
     def height(self) -> int:
-        # presentation: the first chart of a page fits a 1024x768 projector below the page title
-        return 470 if self.presentation else 440
+        # also in presentation mode: the first chart of a page fits a 1024x768 projector below the
+        # page title (the larger fonts take their room from the plot area)
+        return 440
 
     @property
     def title_chars(self) -> int:

@@ -50,19 +50,28 @@ def confusion_figure(m, class_names, *, style: Style, title: str) -> go.Figure:
     return fig
 
 
-def thumbnails_figure(images, titles, *, style: Style, cols: int = 8) -> go.Figure:
-    """Grey thumbnails (n, H, W) with a title each (true, predicted, scores)."""
+def thumbnails_figure(images, titles, *, style: Style, cols: int | None = None) -> go.Figure:
+    """Grey thumbnails (n, H, W) with a title each (true, predicted, scores); 8 per row, 4 in
+    presentation mode (so the titles can be projector-sized)."""
+    cols = cols or (4 if style.presentation else 8)
+    small = style.font_size if style.presentation else max(9, style.font_size - 5)
     n = len(images)
     rows = max(1, -(-n // cols))
+    height = (200 if style.presentation else 160) * rows + 80
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) + [""] * (rows * cols - n),
-                        horizontal_spacing=0.02, vertical_spacing=0.12 / max(rows, 1))
+                        horizontal_spacing=0.02,
+                        vertical_spacing=min(0.3, 2.2 * small / height) if rows > 1 else 0.0)
     for k, img in enumerate(images):
         fig.add_trace(go.Heatmap(z=img, colorscale="Greys", reversescale=True, showscale=False),
                       row=k // cols + 1, col=k % cols + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
-    fig.update_layout(template=style.template, height=160 * rows + 60, margin={"t": 40, "b": 10},
-                      font={"size": max(10, style.font_size - 4)},
-                      title="Misclassified test images")
-    fig.update_annotations(font_size=max(9, style.font_size - 5))
+    c = style.colors  # the theme's opaque background and text colour, as apply_style gives the others
+    fig.update_layout(template=style.template, height=height, margin={"t": 40 + 2 * small, "b": 10},
+                      paper_bgcolor=c["paper"], plot_bgcolor=c["plot"],
+                      font={"size": style.font_size if style.presentation else max(10, style.font_size - 4),
+                            "color": c["text"]},
+                      title={"text": "Misclassified test images", "font": {"color": c["text"], "size": style.title_size},
+                             "x": 0.0, "xanchor": "left", "xref": "container", "pad": {"l": 8}})
+    fig.update_annotations(font_size=small, font_color=c["text"])
     return fig

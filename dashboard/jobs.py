@@ -258,6 +258,8 @@ def run(jobs: Sequence[Job], *, label: str, key: str,
     """Results of `jobs` (see the module docstring); draws its button/progress/messages in place."""
     import streamlit as st
 
+    from .figures import current_style
+
     store = default_store()
     n = len(jobs)
     results: list = [None] * n
@@ -281,7 +283,7 @@ def run(jobs: Sequence[Job], *, label: str, key: str,
                                      "visits (and other people) see them at once."):
             for i in missing:
                 flights[i] = submit(jobs[i])
-        else:
+        elif not current_style().presentation:  # on a projector the button says enough
             st.info(f"{label}: {len(missing)} of {n} results still to compute, estimated "
                     f"{format_duration(estimate)} on this machine, so it waits for the button. "
                     "Finished results are kept: a later run resumes where this one stopped.")
@@ -352,8 +354,16 @@ def provenance_text(metas: Sequence[Optional[dict]], origins: Sequence[Optional[
 def _provenance(jobs: Sequence[Job], done: JobsResult, label: str, key: str) -> None:
     import streamlit as st
 
-    cols = st.columns([5, 2])  # at 1024 px beside the sidebar, 1/7 of the width cut the label ("Reco...")
-    cols[0].caption(f"{label}: {provenance_text(done.metas, done.origins)}.")
+    from .figures import current_style
+
+    text = f"{label}: {provenance_text(done.metas, done.origins)}."
+    if current_style().presentation:  # one short row, so the first chart fits a 1024x768 projector
+        box = st.popover("Where this result came from", help=text)
+        box.caption(text)
+        cols = [box, box]
+    else:
+        cols = st.columns([5, 2])  # at 1024 px beside the sidebar, 1/7 of the width cut "Reco..."
+        cols[0].caption(text)
     estimate = sum(j.seconds for j in jobs)
     if cols[1].button("Recompute", key=f"{key}__recompute",
                       help=f"Compute these results again here, live (about "

@@ -13,16 +13,17 @@ PHASE_COLORS = ("#2ca02c", "#ff7f0e", "#1f77b4", "#d62728")   # lazy, catapult, 
 
 def outputs_figure(x_test, net, lin, times, x_train, y_train, y_true=None, *, style: Style | None = None
                    ) -> go.Figure:
-    """f_t (solid) and f_lin,t (dashed) on the test grid at a few times (rows of net / lin)."""
+    """f_t (solid) and f_lin,t (dashed) on the test grid at a few times (rows of net / lin); one legend
+    entry per time (the pair), so the legend fits a half-width column."""
     fig = new_figure("Network f (solid) and its linearisation f_lin (dashed)", "x", "output", style=style)
     if y_true is not None and np.all(np.isfinite(y_true)):
         add_line(fig, x_test, y_true, "true function", color=COLORS["truth"], dash="dot", style=style)
     shades = np.linspace(0.35, 1.0, len(times))
     for k, (t, a) in enumerate(zip(times, shades)):
-        add_line(fig, x_test, net[k], f"f, t = {t:.3g}", color=COLORS["net"], style=style, opacity=a,
+        add_line(fig, x_test, net[k], f"t = {t:.3g}", color=COLORS["net"], style=style, opacity=a,
                  legendgroup=f"t{k}")
         add_line(fig, x_test, lin[k], f"f_lin, t = {t:.3g}", color=COLORS["ntk"], dash="dash", style=style,
-                 opacity=a, legendgroup=f"t{k}")
+                 opacity=a, legendgroup=f"t{k}", showlegend=False)
     add_points(fig, x_train, y_train, "training data", style=style)
     return fig
 

@@ -72,12 +72,6 @@ except Exception as err:  # noqa: BLE001 - a message in the page, never a traceb
 if kern is not None and cmap is not None and curves is not None:
     depths_avail = [int(d) for d in kern.stored_depths if d >= 1]
     default_depth = min(depths_avail, key=lambda d: abs(d - 10))
-    depth = controls.url_select_slider("L", "Depth L for the heatmaps and the predictor",
-                                       depths_avail, default_depth,
-                                       format_func=lambda v: f"{v:,}", where=st,
-                                       help="The depth shown by the heatmaps, the predictor bars "
-                                            "and the dotted markers (depths computed up to L_max).")
-    i_depth = kern.stored_index(depth)
     settle = kern.settling_depth(1e-3)
 
     # ---- the honest text box (on a projector below the first charts, which then fit the screen)
@@ -136,6 +130,12 @@ if kern is not None and cmap is not None and curves is not None:
                       "activation and bias.")))
 
     # ---- heatmaps at the chosen depth ------------------------------------------------------
+    depth = controls.url_select_slider("L", "Depth L for the heatmaps and the predictor",
+                                       depths_avail, default_depth,
+                                       format_func=lambda v: f"{v:,}", where=st,
+                                       help="The depth shown by the heatmaps, the predictor bars "
+                                            "and the dotted markers (depths computed up to L_max).")
+    i_depth = kern.stored_index(depth)
     n = kern.n_train
     fig = dfig.kernel_heatmaps(kern.ntk[i_depth][:n, :n], kern.nngp[i_depth][:n, :n],
                                int(kern.stored_depths[i_depth]), style=style)

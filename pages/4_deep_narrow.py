@@ -7,17 +7,17 @@ import ntk_core as nc
 from dashboard import controls
 from dashboard import deep_narrow_figures as dfig
 from dashboard import deep_narrow_jobs as dj
-from dashboard.figures import chart, current_style
+from dashboard.figures import chart, current_style, intro
 from dashboard.jobs import run
 
 D = dj.DEFAULTS
 SOURCE = ("Lee, Choi, Ryu, No, Neural Tangent Kernel Analysis of Deep Narrow Neural Networks, "
           "ICML 2022 (seed 000): initialisation scheme and NTK experiment.")
 LIMIT_LATEX = [
-    r"\frac{\Theta_L(x,x')}{L\,C_L^2}\;\xrightarrow[L\to\infty]{}\;\Theta_\infty(x,x') = x^\top x' + d_{out}"
-    r" + \mathbb{E}\big[\mathrm{ReLU}(g(x))\,\mathrm{ReLU}(g(x'))\big]",
-    r"g \sim \mathcal{GP}\Big(0,\ \tfrac{\rho^2}{d_{in}}\,x^\top x' + \beta^2\Big),\qquad "
-    r"\mathbb{E}[\cdot] = \frac{\sqrt{\Sigma_{xx}\Sigma_{x'x'}}}{2\pi}\big(\sin t + (\pi - t)\cos t\big),\ "
+    r"\frac{\Theta_L(x,x')}{L\,C_L^2}\;\xrightarrow[L\to\infty]{}\;\Theta_\infty(x,x')",
+    r"\Theta_\infty(x,x') = x^\top x' + d_{out} + \mathbb{E}\big[\mathrm{ReLU}(g(x))\,\mathrm{ReLU}(g(x'))\big]",
+    r"g \sim \mathcal{GP}\Big(0,\ \tfrac{\rho^2}{d_{in}}\,x^\top x' + \beta^2\Big)",
+    r"\mathbb{E}[\cdot] = \frac{\sqrt{\Sigma_{xx}\Sigma_{x'x'}}}{2\pi}\big(\sin t + (\pi - t)\cos t\big)",
     r"\cos t = \frac{\Sigma_{xx'}}{\sqrt{\Sigma_{xx}\Sigma_{x'x'}}}",
 ]
 
@@ -25,7 +25,7 @@ shared = controls.shared()
 style = current_style()
 
 st.title("Deep narrow networks: trainable at depth 1,000")
-st.markdown(
+intro(
     "A ReLU network only **d_in + d_out + 1** neurons wide can be trained at any depth with the "
     "initialisation of Lee et al. (2022): d_in neurons copy the input (scaled by C_L), one neuron is "
     "random, d_out accumulators hold C_L and the last layer subtracts it, so f = 0 at the start. "
@@ -114,7 +114,7 @@ try:
           [r"W^1 = \begin{bmatrix} C_L I \\ u^1 \\ 0\end{bmatrix},\ "
            r"W^l = \begin{bmatrix} I & 0 & 0\\ u^l & 0 & 0\\ 0 & 0 & I\end{bmatrix},\ "
            r"W^L = \begin{bmatrix} 0 & 0 & I\end{bmatrix}",
-           r"b^1 = (0, v^1, C_L\mathbb{1}),\ b^l = (0, v^l, 0),\ b^L = -C_L\mathbb{1},\quad "
+           r"b^1 = (0, v^1, C_L\mathbb{1}),\ b^l = (0, v^l, 0),\ b^L = -C_L\mathbb{1}",
            r"u^l_i \sim \mathcal{N}(0, \rho^2/d_{in}),\ v^l \sim \mathcal{N}(0, C_L^2\beta^2)"],
           SOURCE, "dn_drawing",
           caption=f"Seed {shared.seed}; hover a node for its bias, an edge's midpoint for its weight. "
@@ -242,7 +242,7 @@ else:
                   caption=f"Best constant prediction: loss {const_loss:.4f}. NaN (diverged) runs end early.")
             fig = dfig.training_figure(runs_done, "test_accuracy", "Test accuracy", "test accuracy",
                                        style=style)
-            chart(fig, table, r"\text{accuracy} = \frac{1}{n_{test}}\#\{\arg\max_k f_k(x) = \text{label}\}",
+            chart(fig, table, r"\text{accuracy} = \tfrac{1}{n_{test}}\,\#\{i : \arg\max_k f_k(x_i) = y_i\}",
                   None, "dn_train_accuracy", where=right, caption="Chance: about 0.1.")
             lines = []
             for r in runs_done:

@@ -10,7 +10,7 @@ import ntk_core as nc
 from dashboard import controls
 from dashboard import image_kernel_figures as ifig
 from dashboard import image_kernel_jobs as ij
-from dashboard.figures import chart, current_style
+from dashboard.figures import chart, current_style, intro
 from dashboard.jobs import run
 
 SOURCE = ("seed 001 (Arora, Du, Hu, Li, Salakhutdinov, Wang 2019, On exact computation with an "
@@ -22,7 +22,7 @@ shared = controls.shared()
 style = current_style()
 
 st.title("Image kernels: the convolutional NTK as a classifier")
-st.markdown(
+intro(
     "Seed 001 computes the exact **convolutional NTK** of an infinitely wide CNN and uses it for "
     "kernel regression on images: with global average pooling (CNTK-GAP) it beats the plain "
     "flatten readout (CNTK-V), and kernels come within a few points of the CNNs they describe. "
@@ -111,13 +111,16 @@ except ValueError as err:
 
 if split is not None:
     h, w, c = split.x_train.shape[1:]
-    st.caption(f"{len(split.y_train):,} training and {len(split.y_test):,} test images of {h}×{w}×{c}, "
-               f"{split.n_classes} classes; pixels scaled to [0, 1], then standardised per channel with "
-               "the training statistics; targets 0.9 for the true class and −0.1 otherwise.")
+    data_box = None if style.presentation else st.container()  # on a projector below the first chart
+    data_text = (f"{len(split.y_train):,} training and {len(split.y_test):,} test images of {h}×{w}×{c}, "
+                 f"{split.n_classes} classes; pixels scaled to [0, 1], then standardised per channel "
+                 "with the training statistics; targets 0.9 for the true class and −0.1 otherwise.")
     groups = ij.jobs_for_split(v, split, data_source)
     depths = np.arange(1, v["depth"] + 1)
 
     kern = run(groups["kernels"] + groups["fc"], label="Exact kernels (all depths in one pass)", key="ik_kernels")
+    table1_box = st.container()  # the chart first; the CNN job's button and progress below it
+    (data_box or st.container()).caption(data_text)
     cnn = run(groups["cnn"], label="Finite CNNs (SGD)", key="ik_cnn_run") if groups["cnn"] else None
 
     gap, flat, fc = kern.results
@@ -138,27 +141,29 @@ if split is not None:
             series["CNN-V (SGD)"] = per[1]
 
     # ---- Table 1 analogue ------------------------------------------------------------------------
-    st.subheader("Test accuracy against depth (the analogue of Table 1)")
-    if series:
-        for name, acc in list(series.items()):
-            if np.any(np.isnan(acc)) and name.startswith(("CNTK", "CNN-GP", "FC")):
-                st.warning(f"{name}: the training kernel is singular at some depth (accuracy missing); "
-                           "choose a ridge.")
-        table = pd.DataFrame({"conv layers": depths, "paper's depth": depths + 1,
-                              **{k: np.round(100 * np.asarray(a, float), 2) for k, a in series.items()}})
-        left, right = st.columns([3, 2])
-        fig = ifig.accuracy_figure(depths, series, style=style)
-        chart(fig, table, [r"f(x_*) = K(x_*, X)\,K(X, X)^{-1} Y,\qquad Y_{ic} = 0.9\,[y_i = c] - 0.1\,[y_i \neq c]",
-                           r"\Theta^{(h)}_{ij}(p, q) = \mathcal{A}\big[\Sigma^{(h)} + \dot\Sigma^{(h)} \odot \Theta^{(h-1)}\big](p, q),"
-                           r"\quad \text{GAP: } \tfrac{1}{P^2}\sum_{p,q},\ \text{V: } \tfrac{1}{P}\sum_p"],
-              SOURCE, "ik_accuracy", where=left,
-              caption="Dashed: NNGP (CNN-GP) kernels; dotted: finite CNNs trained by SGD (mean over seeds).")
-        with right:
-            st.dataframe(table, hide_index=True, width="stretch")
-            st.markdown("**Paper, CIFAR-10 (50k training images), % — for reference only**")
-            st.dataframe(pd.DataFrame(ij.PAPER_TABLE1), hide_index=True, width="stretch")
-            st.caption("Arora et al. 2019, Table 1; their depth counts conv layers + 1. With 2,000 "
-                       "training images they report CNTK-V ~41-43 %, CNTK-GAP ~50-52 %.")
+    with table1_box:
+        st.subheader("Test accuracy against depth (the analogue of Table 1)")
+        if series:
+            for name, acc in list(series.items()):
+                if np.any(np.isnan(acc)) and name.startswith(("CNTK", "CNN-GP", "FC")):
+                    st.warning(f"{name}: the training kernel is singular at some depth (accuracy missing); "
+                               "choose a ridge.")
+            table = pd.DataFrame({"conv layers": depths, "paper's depth": depths + 1,
+                                  **{k: np.round(100 * np.asarray(a, float), 2) for k, a in series.items()}})
+            left, right = st.columns([3, 2])
+            fig = ifig.accuracy_figure(depths, series, style=style)
+            chart(fig, table, [r"f(x_*) = K(x_*, X)\,K(X, X)^{-1} Y",
+                               r"Y_{ic} = 0.9\,[y_i = c] - 0.1\,[y_i \neq c]",
+                               r"\Theta^{(h)}_{pq} = \mathcal{A}\big[\Sigma^{(h)} + \dot\Sigma^{(h)} \odot \Theta^{(h-1)}\big]_{pq}",
+                               r"\text{GAP: } \tfrac{1}{P^2}\textstyle\sum_{p,q},\quad \text{V: } \tfrac{1}{P}\textstyle\sum_p"],
+                  SOURCE, "ik_accuracy", where=left,
+                  caption="Dashed: NNGP (CNN-GP) kernels; dotted: finite CNNs trained by SGD (mean over seeds).")
+            with right:
+                st.dataframe(table, hide_index=True, width="stretch")
+                st.markdown("**Paper, CIFAR-10 (50k training images), % — for reference only**")
+                st.dataframe(pd.DataFrame(ij.PAPER_TABLE1), hide_index=True, width="stretch")
+                st.caption("Arora et al. 2019, Table 1; their depth counts conv layers + 1. With 2,000 "
+                           "training images they report CNTK-V ~41-43 %, CNTK-GAP ~50-52 %.")
 
     # ---- looking inside --------------------------------------------------------------------------
     res = gap if readout == "gap" else flat

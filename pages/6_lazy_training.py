@@ -6,7 +6,7 @@ import ntk_core as nc
 from dashboard import controls
 from dashboard import lazy_figures as lfig
 from dashboard import lazy_jobs as lj
-from dashboard.figures import COLORS, chart, current_style
+from dashboard.figures import COLORS, chart, current_style, intro
 from dashboard.jobs import run
 
 D = lj.DEFAULTS
@@ -24,16 +24,17 @@ shared = controls.shared()
 style = current_style()
 
 st.title("Lazy training")
-st.markdown(
+intro(
     "A wide network trained by gradient descent stays close to its **linearisation** around the "
     "initial parameters θ₀: its parameters barely move, its kernel barely changes, and it behaves "
     "like a linear model whose dynamics the NTK at initialisation fixes. Below, the network and its "
     "linearisation are trained side by side from the same θ₀ on the same data, and the distance "
     "between them, the movement of parameters and kernel, and the inverse relative scale κ_f are "
     "measured against the width. Laziness depends on the parameterization and on the learning-rate "
-    "scale, not on the width alone.")
-st.latex(r"f^{\mathrm{lin}}(x;\theta) = f(x;\theta_0) + \nabla_\theta f(x;\theta_0)\,(\theta-\theta_0),"
-         r"\qquad \mathcal{L} = \tfrac{1}{2n}\textstyle\sum_i (f(x_i)-y_i)^2,\quad t = \eta\cdot\text{steps}")
+    "scale, not on the width alone.\n\n"
+    r"$$f^{\mathrm{lin}}(x;\theta) = f(x;\theta_0) + \nabla_\theta f(x;\theta_0)\,(\theta-\theta_0)$$"
+    "\n\n"
+    r"$$\mathcal{L} = \tfrac{1}{2n}\textstyle\sum_i (f(x_i)-y_i)^2,\qquad t = \eta\cdot\text{steps}$$")
 
 # ---- controls ----------------------------------------------------------------------------------
 side = st.sidebar
@@ -221,8 +222,8 @@ if cdone is not None and any(r is not None for r in cdone.results):
     bounds = [(lam0, "λ₀")] + [(2.0 / float(r["lr"]), f"2/η for {float(r['multiple']):g}×") for r in runs]
     fig = lfig.catapult_figure("Top kernel eigenvalue λ_max(Θ_t)/n", "λ_max", runs, "lambda_max",
                                boundary=bounds, style=style)
-    chart(fig, table, r"\lambda_{\max} = \lambda_{\max}(\Theta_t(X,X))/n,\quad \text{GD on } f^{\mathrm{lin}}"
-          r"\text{ converges iff } \eta < 2/\lambda_{\max}", None, "lazy_catapult_lambda", where=cols[1])
+    chart(fig, table, [r"\lambda_{\max} = \lambda_{\max}(\Theta_t(X,X))/n",
+                       r"\text{GD on } f^{\mathrm{lin}} \text{ converges iff } \eta < 2/\lambda_{\max}"], None, "lazy_catapult_lambda", where=cols[1])
     lines = []
     for r in runs:
         phase = lj.PHASES[int(r["phase"])]

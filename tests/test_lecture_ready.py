@@ -158,3 +158,21 @@ def test_the_chosen_preset_stays_shown_until_a_control_changes():
     assert at.sidebar.selectbox(key="_urlctl_preset_choice").value == "seed003_fig2"
     at.sidebar.slider(key="n_train").set_value(7).run()
     assert at.sidebar.selectbox(key="_urlctl_preset_choice").value == "(choose a preset)"
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+@pytest.mark.parametrize("presentation", [False, True])
+def test_thumbnails_follow_the_theme_and_are_projector_sized(theme, presentation):
+    """The misclassified-images grid is a subplot figure outside new_figure: it must still carry
+    the theme's opaque background and text colour, and 18 px titles on a projector."""
+    from dashboard.image_kernel_figures import thumbnails_figure
+
+    style = Style(theme=theme, presentation=presentation)
+    images = np.random.default_rng(0).random((10, 8, 8))
+    fig = thumbnails_figure(images, [f"{i}→5 (0.36 vs 0.18)" for i in range(10)], style=style)
+    colors = CHART_COLORS[theme]
+    assert fig.layout.paper_bgcolor == colors["paper"] and fig.layout.plot_bgcolor == colors["plot"]
+    assert {fig.layout.font.color, fig.layout.title.font.color} == {colors["text"]}
+    assert {a.font.color for a in fig.layout.annotations} == {colors["text"]}
+    if presentation:
+        assert min(a.font.size for a in fig.layout.annotations) >= 18
