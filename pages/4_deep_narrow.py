@@ -242,7 +242,8 @@ else:
                   caption=f"Best constant prediction: loss {const_loss:.4f}. NaN (diverged) runs end early.")
             fig = dfig.training_figure(runs_done, "test_accuracy", "Test accuracy", "test accuracy",
                                        style=style)
-            chart(fig, table, r"\text{accuracy} = \tfrac{1}{n_{test}}\,\#\{i : \arg\max_k f_k(x_i) = y_i\}",
+            chart(fig, table, [r"\text{accuracy} = \tfrac{1}{n_{test}}\,\#\{i : \hat y_i = y_i\}",
+                               r"\hat y_i = \arg\max_k f_k(x_i)"],
                   None, "dn_train_accuracy", where=right, caption="Chance: about 0.1.")
             lines = []
             for r in runs_done:

@@ -182,12 +182,16 @@ STATE_JS = ("() => { const a = document.querySelector(\"[data-testid='stApp']\")
             " return a ? a.getAttribute('data-test-script-state') : null; }")
 
 
-def _settle(page, timeout_s: float = SETTLE_S) -> bool:
+def _settle(page, timeout_s: float = SETTLE_S, first_run: bool = False) -> bool:
     """Wait until the script has finished (True) or `timeout_s` passed (False); then let plotly
-    draw."""
+    draw. After a page load (`first_run`) the script has not even started while the app still
+    reads 'notRunning': wait for the URL the end of the first run writes (the shared controls)."""
     page.wait_for_selector("[data-testid='stApp']", timeout=60_000)
     settled = True
     try:
+        if first_run:
+            page.wait_for_function("() => location.search.includes('sigma_w=')",
+                                   timeout=timeout_s * 1000)
         page.wait_for_timeout(400)
         page.wait_for_function(f"() => ({STATE_JS})() === 'notRunning'", timeout=timeout_s * 1000)
         page.wait_for_timeout(400)
@@ -254,7 +258,7 @@ def test_layout_of_every_page_and_preset(server, browser_layout):  # noqa: F811
         ctx = browser_layout.new_context(viewport=SIZES["1024"], color_scheme="light")
         page = ctx.new_page()
         page.goto(_url(server, path, presentation=1, theme="dark"), wait_until="domcontentloaded")
-        settled = _settle(page)
+        settled = _settle(page, first_run=True)
         where = f"{name} [presentation, 1024x768, charts dark, app light]"
         assert page.locator("[data-testid='stException']").count() == 0, where
         # the presentation checks need the finished page (fonts of a page still computing may not
@@ -271,7 +275,7 @@ def test_layout_of_every_page_and_preset(server, browser_layout):  # noqa: F811
         ctx = browser_layout.new_context(viewport=SIZES["1280"], color_scheme="dark")
         page = ctx.new_page()
         page.goto(_url(server, path, theme="light"), wait_until="domcontentloaded")
-        settled = _settle(page) and settled
+        settled = _settle(page, first_run=True) and settled
         record(f"{name} [normal, 1280x800, charts light, app dark]", _audit(page, presentation=False))
         page.set_viewport_size(SIZES["1024"])
         page.wait_for_timeout(700)
