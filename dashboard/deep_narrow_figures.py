@@ -40,7 +40,7 @@ def init_drawing(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], d_
 
     Edges by weight kind (C_L, 1, Gaussian; zeros left out), nodes coloured by bias kind; hovering a
     node or an edge's midpoint shows its value."""
-    fig = new_figure("The special initialisation, drawn from init_params", "layer", "neuron", style=style)
+    fig = new_figure("The special initialisation: the actual initial weights and biases", "layer", "neuron", style=style)
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
     ypos = [np.arange(n)[::-1] - (n - 1) / 2 for n in sizes]
     shown = set()
