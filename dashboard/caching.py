@@ -78,22 +78,31 @@ N_TEST = 100
 CHUNK = 100
 TRAIN_VERSION = "1"   # bump when nc.train or the recorded arrays change
 
-# Measured: 100 networks of width 512, depth 2, 10,000 GD steps on 5 points take ~200 s on the
-# 2-core CI machine, i.e. about 4e-10 s per (network x step x depth x width^2). Issue 10's timed
-# runs (quiet 2-core machine, Chromium) found the estimates 25-60 % low (e.g. 5.3 min estimated,
-# 6.7 min measured): the per-step overheads (recording, progress, the vmapped batch of K nets) are
-# not in the width^2 model. ESTIMATE_CALIBRATION = 1.4, the geometric middle of the measured
-# ratios 1.25 .. 1.6, puts every measured case within 15 % (1.25 / 1.4 = 0.89, 1.6 / 1.4 = 1.14).
-# Re-measure on a quiet machine with benchmarks (FIG3) when the training loop changes.
-ESTIMATE_CALIBRATION = 1.4
-SECONDS_PER_UNIT = 4e-10 * ESTIMATE_CALIBRATION
+# Training cost model, calibrated on this 2-core machine (quiet, 2026-11-24): each job of the page
+# registry's `jobs_for` timed alone (job.compute, fresh store, x64 as in the app). With few points a
+# step is memory-bound on the (width x width) hidden matrices, so the cost follows the weight entries
+# touched, n_nets * steps * ((depth - 1) * width^2 + width * (n + 2)), times a factor for the batch
+# size n (matrix products take over above ~9 points and grow sublinearly past ~60), plus a per-step
+# overhead and a compile. Measured (model) with n = 5 unless given:
+#   10 nets w512 d2 2,000 steps 8.6 s (8.6); 20 nets w1024 d3 5,000 steps 332 s (296);
+#   100 nets w512 d2 1,000 steps 34.7 s (38.3); 1 net w2048 d2 2,000 steps 15.9 s (12.9);
+#   5 nets w1024 d2 4,000 steps 30.6 s (30.8); 1 net w512 d1 10,000 steps 1.6 s (1.65);
+#   5 nets w1024 d2 1,000 steps, n = 20 / 50 / 100: 17.7 / 40.0 / 48.9 s (17.7 / 43.9 / 53.5):
+# every case within 20 %. The previous width^2 model (x1.4) ran 1.5-3x low at width >= 1024 or
+# n >= 20. Re-measure when the training loop changes.
+SECONDS_PER_WEIGHT_STEP = 1.4e-9
+SECONDS_PER_STEP = 6e-5
+COMPILE_SECONDS = 1.0
 
 
 def estimated_training_seconds(depth: int, width: int, n_nets: int, steps: int,
                                n_points: int) -> float:
-    """Rough wall time of training `n_nets` networks (for the runner's estimate and question)."""
-    per_step = max(depth, 1) * width * width + width * (n_points + 2)
-    return SECONDS_PER_UNIT * n_nets * steps * per_step * max(1.0, n_points / 20.0)
+    """Wall time of training `n_nets` networks together for `steps` steps on batches of `n_points`
+    (the runner's estimate and question; calibration above)."""
+    touched = max(int(depth) - 1, 0) * width * width + width * (n_points + 2)
+    batch_factor = min(max(1.0, n_points / 9.0), 6.5)
+    return (COMPILE_SECONDS + SECONDS_PER_STEP * steps
+            + SECONDS_PER_WEIGHT_STEP * n_nets * steps * touched * batch_factor)
 
 
 def snapshot_indices(times: np.ndarray) -> np.ndarray:
