@@ -25,9 +25,15 @@ DEFAULTS: dict[str, Any] = {
 MAX_KERNEL_DEPTH = 12
 HEATMAP_IMAGES = 60  # test images in the kernel heatmap (sorted by class)
 # Cost model (seconds) on the 2-core machine: CNTK-GAP per image pair and layer, CNTK-V likewise,
-# SGD per step, per image in the batch and per conv layer at 16 channels.
-GAP_SECONDS_PER_PAIR_LAYER = 3e-6
-FLAT_SECONDS_PER_PAIR_LAYER = 1e-7
+# plus a compile; SGD per step, per image in the batch and per conv layer at 16 channels.
+# Kernels re-timed 2026-11-24 (quiet, each job alone, x64 as in the app), 8x8 digits:
+#   GAP  300/100 images depth 4: 14.2 s (model 14.2); 600/200 depth 4: 49.6 s (49.6); 300/100
+#        depth 8: 24.8 s (26.3). The old 3e-6 s per pair-layer ran ~10x low (a 45 s job ran unasked).
+#   flatten: 0.7 / 1.8 / 0.7 s (model 0.7 / 1.8 / 1.0).
+GAP_SECONDS_PER_PAIR_LAYER = 3.93e-5
+GAP_COMPILE_SECONDS = 2.1
+FLAT_SECONDS_PER_PAIR_LAYER = 1.2e-6
+FLAT_COMPILE_SECONDS = 0.3
 SGD_SECONDS = 4e-5
 
 
@@ -153,8 +159,10 @@ def jobs_for_split(values: Mapping[str, Any], split: kr.ImageSplit, source: str)
     px2 = (split.x_train.shape[1] * split.x_train.shape[2]) ** 2
     kernels = [
         Job("image_kernels.cntk", {**base, "readout": ro}, kernel_compute(split, v, ro),
-            seconds=pairs * v["depth"] * (GAP_SECONDS_PER_PAIR_LAYER * px2 / 4096 if ro == "gap"
-                                          else FLAT_SECONDS_PER_PAIR_LAYER) + 1.0, version="1")
+            seconds=(pairs * v["depth"] * GAP_SECONDS_PER_PAIR_LAYER * px2 / 4096 + GAP_COMPILE_SECONDS
+                     if ro == "gap" else
+                     pairs * v["depth"] * FLAT_SECONDS_PER_PAIR_LAYER + FLAT_COMPILE_SECONDS),
+            version="1")
         for ro in ("gap", "flatten")
     ]
     fc = [Job("image_kernels.fc", base, fc_compute(split, v), seconds=0.5 + 2e-8 * pairs * v["depth"], version="1")]
