@@ -38,7 +38,14 @@ DEFAULTS: dict[str, Any] = {
 
 # Seconds per unit of work, timed on this 2-core machine under load (load average ~20):
 KERNEL_SECONDS_PER_LAYER_STEP = 5e-5       # GD on 200 points, width 4, float64 (L = 1,000: ~100 s / 2,000 steps)
-TRAIN_SECONDS_PER_FLOP = 1.6e-10           # SGD, float32: DN1 (17 GFLOP per step at L = 1,000) took 2.65 s
+TRAIN_SECONDS_PER_FLOP = 1.6e-10           # CNN SGD, float32: DN1 (17 GFLOP per step at L = 1,000) took 2.65 s
+# MLP training, re-timed 2026-11-24 (quiet, each job alone, digits, batch 128): L = 1,000 with 10 / 60
+# steps 10.4 / 22.9 s, L = 300 with 20 steps 10.1 s, L = 100 with 10 steps 5.8 s; the CNN's flop rate
+# put them at 94 / 129 / 32 / 12 s. Fitted: a compile, SGD steps and the (forward-only, large-batch)
+# loss/accuracy records each at their own rate: 10.5 / 22.8 / 7.6 / 5.8 s (within 25 %).
+MLP_TRAIN_COMPILE_SECONDS = 5.3
+MLP_TRAIN_SECONDS_PER_STEP_FLOP = 5.8e-11
+MLP_TRAIN_SECONDS_PER_EVAL_FLOP = 5.0e-12
 
 
 def values_with_defaults(values: Mapping[str, Any]) -> dict:
@@ -144,6 +151,12 @@ def train_jobs(v: Mapping[str, Any]) -> list[Job]:
     per_layer = (64 * 9 if v["dn_arch"] == "cnn" else 1) * 2 * width * width
     evals = 26 * (n_train + N_TEST)          # the loss/accuracy records on the full sets
     flops = int(v["dn_L"]) * per_layer * (3 * batch * int(v["dn_tsteps"]) + evals)
+    if v["dn_arch"] == "cnn":
+        seconds = 3.0 + TRAIN_SECONDS_PER_FLOP * flops
+    else:
+        seconds = (MLP_TRAIN_COMPILE_SECONDS
+                   + MLP_TRAIN_SECONDS_PER_STEP_FLOP * int(v["dn_L"]) * per_layer * 3 * batch * int(v["dn_tsteps"])
+                   + MLP_TRAIN_SECONDS_PER_EVAL_FLOP * int(v["dn_L"]) * per_layer * evals)
     jobs = []
     for init, lr in train_runs(v):
         for seed in range(int(v["dn_tseeds"])):
@@ -151,7 +164,7 @@ def train_jobs(v: Mapping[str, Any]) -> list[Job]:
                       "C_L": float(v["dn_tCL"]), "rho": float(v["dn_rho"]), "beta": float(v["dn_beta"]),
                       "init": init, "lr": lr, "steps": int(v["dn_tsteps"]), "batch": batch, "seed": seed}
             jobs.append(Job("deep_narrow.train", params, compute=lambda pr, p=params: compute_train(p, pr),
-                            seconds=3.0 + TRAIN_SECONDS_PER_FLOP * flops))
+                            seconds=seconds))
     return jobs
 
 
