@@ -150,13 +150,13 @@ def train_jobs(v: Mapping[str, Any]) -> list[Job]:
     width = 12 if v["dn_arch"] == "cnn" else 75
     per_layer = (64 * 9 if v["dn_arch"] == "cnn" else 1) * 2 * width * width
     evals = 26 * (n_train + N_TEST)          # the loss/accuracy records on the full sets
-    flops = int(v["dn_L"]) * per_layer * (3 * batch * int(v["dn_tsteps"]) + evals)
+    step_flops = int(v["dn_L"]) * per_layer * 3 * batch * int(v["dn_tsteps"])
+    eval_flops = int(v["dn_L"]) * per_layer * evals
     if v["dn_arch"] == "cnn":
-        seconds = 3.0 + TRAIN_SECONDS_PER_FLOP * flops
+        seconds = 3.0 + TRAIN_SECONDS_PER_FLOP * (step_flops + eval_flops)
     else:
-        seconds = (MLP_TRAIN_COMPILE_SECONDS
-                   + MLP_TRAIN_SECONDS_PER_STEP_FLOP * int(v["dn_L"]) * per_layer * 3 * batch * int(v["dn_tsteps"])
-                   + MLP_TRAIN_SECONDS_PER_EVAL_FLOP * int(v["dn_L"]) * per_layer * evals)
+        seconds = (MLP_TRAIN_COMPILE_SECONDS + MLP_TRAIN_SECONDS_PER_STEP_FLOP * step_flops
+                   + MLP_TRAIN_SECONDS_PER_EVAL_FLOP * eval_flops)
     jobs = []
     for init, lr in train_runs(v):
         for seed in range(int(v["dn_tseeds"])):

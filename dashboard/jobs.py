@@ -358,14 +358,13 @@ def _provenance(jobs: Sequence[Job], done: JobsResult, label: str, key: str) -> 
 
     text = f"{label}: {provenance_text(done.metas, done.origins)}."
     if current_style().presentation:  # one short row, so the first chart fits a 1024x768 projector
-        box = st.popover("Where this result came from", help=text)
-        box.caption(text)
-        cols = [box, box]
+        text_box = button_box = st.popover("Where this result came from", help=text)
     else:
-        cols = st.columns([5, 2])  # at 1024 px beside the sidebar, 1/7 of the width cut "Reco..."
-        cols[0].caption(text)
+        # at 1024 px beside the sidebar, 1/7 of the width cut the button's label ("Reco...")
+        text_box, button_box = st.columns([5, 2])
+    text_box.caption(text)
     estimate = sum(j.seconds for j in jobs)
-    if cols[1].button("Recompute", key=f"{key}__recompute",
+    if button_box.button("Recompute", key=f"{key}__recompute",
                       help=f"Compute these results again here, live (about "
                            f"{format_duration(estimate)}); the new results replace the stored "
                            "ones for everyone."):
