@@ -398,6 +398,21 @@ def columns(n: int, where=None):
     return box.columns(n)
 
 
+def projector_later(**container_kwargs):
+    """A container for text that precedes the charts on a screen but, in presentation mode, goes
+    below the first chart (so that chart fits a 1024x768 projector). Returns a function giving the
+    container: placed here now, or on a projector where the function is first called."""
+    box = None if current_style().presentation else st.container(**container_kwargs)
+
+    def place():
+        nonlocal box
+        if box is None:
+            box = st.container(**container_kwargs)
+        return box
+
+    return place
+
+
 def intro(markdown: str) -> None:
     """A page's introduction: shown as text, or in presentation mode folded into an expander so
     that the first chart fits the projector screen."""

@@ -6,7 +6,7 @@ import streamlit as st
 import ntk_core as nc
 from dashboard import controls, depth_cache, jobs
 from dashboard import depth_figures as dfig
-from dashboard.figures import chart, columns, current_style, fmt_number, intro
+from dashboard.figures import chart, columns, current_style, fmt_number, intro, projector_later
 
 MAX_DEPTH_OPTIONS = [10, 30, 100, 300, 1000, 3000, 10_000]
 DATA_LABELS = {"sphere": "n points uniform on the sphere S^(d−1)",
@@ -75,11 +75,9 @@ if kern is not None and cmap is not None and curves is not None:
     settle = kern.settling_depth(1e-3)
 
     # ---- the honest text box (on a projector below the first charts, which then fit the screen)
-    summary_box = st.container(border=True) if not style.presentation else None
+    summary_box = projector_later(border=True)
     left, right = columns(2)
-    if summary_box is None:
-        summary_box = st.container(border=True)
-    with summary_box:
+    with summary_box():
         st.markdown(dfig.summary_markdown(
             activation=act, sigma_w=sw, sigma_b=sb, data_label=data_label,
             max_depth=int(max_depth), phase=cmap.phase, chi_1=cmap.chi_1,

@@ -10,7 +10,7 @@ import ntk_core as nc
 from dashboard import controls
 from dashboard import image_kernel_figures as ifig
 from dashboard import image_kernel_jobs as ij
-from dashboard.figures import chart, current_style, intro
+from dashboard.figures import chart, current_style, intro, projector_later
 from dashboard.jobs import run
 
 SOURCE = ("seed 001 (Arora, Du, Hu, Li, Salakhutdinov, Wang 2019, On exact computation with an "
@@ -111,7 +111,7 @@ except ValueError as err:
 
 if split is not None:
     h, w, c = split.x_train.shape[1:]
-    data_box = None if style.presentation else st.container()  # on a projector below the first chart
+    data_box = projector_later()
     data_text = (f"{len(split.y_train):,} training and {len(split.y_test):,} test images of {h}×{w}×{c}, "
                  f"{split.n_classes} classes; pixels scaled to [0, 1], then standardised per channel "
                  "with the training statistics; targets 0.9 for the true class and −0.1 otherwise.")
@@ -120,7 +120,7 @@ if split is not None:
 
     kern = run(groups["kernels"] + groups["fc"], label="Exact kernels (all depths in one pass)", key="ik_kernels")
     table1_box = st.container()  # the chart first; the CNN job's button and progress below it
-    (data_box or st.container()).caption(data_text)
+    data_box().caption(data_text)
     cnn = run(groups["cnn"], label="Finite CNNs (SGD)", key="ik_cnn_run") if groups["cnn"] else None
 
     gap, flat, fc = kern.results
