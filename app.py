@@ -4,8 +4,11 @@ Pages come from dashboard/page_registry.py (a page is added there, with its file
 id keys the presets in dashboard/presets.py.
 """
 import logging
+import time
 
-import jax
+run_started = time.perf_counter()
+
+import jax  # noqa: E402
 
 # float64 for the NTK-GP linear algebra (kernel matrices are ill-conditioned); measured cost on the
 # finite-vs-infinite page is small, see README.
@@ -14,7 +17,7 @@ jax.config.update("jax_enable_x64", True)
 import streamlit as st  # noqa: E402
 
 import ntk_core as nc  # noqa: E402
-from dashboard import controls, page_registry, shutdown  # noqa: E402
+from dashboard import controls, page_registry, run_times, shutdown  # noqa: E402
 
 # presentation mode opens with the sidebar folded: the charts get the projector's full width
 _presenting = str(st.query_params.get("presentation", "0")).lower() in ("1", "true", "yes", "on")
@@ -42,3 +45,4 @@ except Exception as err:  # a bug in a page: a message, not a traceback, in the 
     st.error(f"This page hit an error ({type(err).__name__}: {err}). Try other settings; "
              "the details are in the server log.")
 controls.finish_run(notice_box)
+run_times.record(pg.title, time.perf_counter() - run_started)

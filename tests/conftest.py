@@ -25,8 +25,11 @@ def _session_store(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _temp_result_store(_session_store, monkeypatch):
-    """Tests never read or fill the user's result store (shipped presets are still found)."""
+    """Tests never read or fill the user's result store (shipped presets are still found).
+    An AppTest run is one script run (no browser reruns the page when a background job ends), so
+    a page's run waits for its jobs to finish; tests of the app's short wait set it back."""
     monkeypatch.setenv("NTK_EXPLORER_STORE", _session_store)
+    monkeypatch.setenv("NTK_EXPLORER_JOB_WAIT", "900")
 
 
 @pytest.fixture(autouse=True)

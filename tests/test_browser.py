@@ -40,7 +40,8 @@ def _free_port() -> int:
 
 def start_server(env: dict | None = None):
     """Start `streamlit run app.py` on a free port; returns (base URL, Popen). `env` adds to the
-    environment (e.g. NTK_EXPLORER_STORE)."""
+    environment (e.g. NTK_EXPLORER_STORE). The server waits for jobs as the app does by default
+    (the AppTests' longer wait, conftest.py, is not passed on)."""
     port = _free_port()
     log_path = os.path.join(ARTIFACTS, f"streamlit_{port}.log")
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -49,7 +50,9 @@ def start_server(env: dict | None = None):
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
          "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**{k: v for k, v in os.environ.items() if k != "NTK_EXPLORER_JOB_WAIT"},
+             **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -93,18 +96,21 @@ def browser():
         b.close()
 
 
+IDLE_JS = """() => {
+  const a = document.querySelector("[data-testid='stApp']");
+  return a && a.getAttribute('data-test-script-state') === 'notRunning'
+         && document.querySelectorAll("[data-testid='stProgress']").length === 0;
+}"""
+
+
 def wait_for_app(page, timeout_ms: int = 180_000) -> None:
-    """Wait until the app has rendered and its script is no longer running."""
+    """Wait until the app has rendered, its script is no longer running and no job's progress bar
+    is left (jobs run in the background: the page reruns itself when their results arrive)."""
     page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
-    page.wait_for_function(
-        "() => { const a = document.querySelector(\"[data-testid='stApp']\");"
-        " return a && a.getAttribute('data-test-script-state') === 'notRunning'; }",
-        timeout=timeout_ms)
+    page.wait_for_function(IDLE_JS, timeout=timeout_ms)
     page.wait_for_timeout(300)
     # a second check: a rerun triggered by the first render (e.g. the URL write-back)
-    page.wait_for_function(
-        "() => document.querySelector(\"[data-testid='stApp']\")"
-        ".getAttribute('data-test-script-state') === 'notRunning'", timeout=timeout_ms)
+    page.wait_for_function(IDLE_JS, timeout=timeout_ms)
 
 
 def open_page(browser, url: str, dark: bool = False, timeout_ms: int = 180_000):
@@ -158,6 +164,40 @@ def test_finite_vs_infinite_page(server, browser):
         f.write(f"finite_vs_infinite warm rerun (slider commit to redrawn chart): {elapsed:.3f} s\n")
     page.screenshot(path=os.environ.get("NTK_SCREENSHOT")
                     or os.path.join(ARTIFACTS, "finite_vs_infinite.png"), full_page=False)
+    page.context.close()
+
+
+def test_a_move_that_needs_a_new_network_does_not_wait_for_it(server, browser):
+    """The job runner does not hold the rerun (issue 15): moving the depth to a setting never
+    trained returns with the infinite-width curves and a progress bar; the page then draws the
+    network by itself when its job finishes (the server reruns the session), with no click."""
+    seed = int(time.time() * 1000) % 100_000       # a network no earlier run has stored
+    page = open_page(browser, server + f"/finite_vs_infinite?width=512&seed={seed}")
+    assert_no_exception(page)
+    thumb = (page.locator("[data-testid='stSidebar'] [data-testid='stSlider']")
+             .filter(has_text="Depth (hidden layers)").locator("input[type='range']").first)
+    thumb.focus()
+    thumb.press("ArrowRight")                        # depth 2 -> 3: a new network to train
+    start = time.perf_counter()
+    thumb.blur()
+    page.wait_for_function(
+        "() => location.search.includes('depth=3&') && document.querySelector("
+        "\"[data-testid='stApp']\").getAttribute('data-test-script-state') === 'notRunning'",
+        timeout=60_000)
+    returned = time.perf_counter() - start
+    assert page.locator("[data-testid='stProgress']").count() == 1, "the run waited for training"
+    assert "0 of 1 done" in page.locator("[data-testid='stProgress']").first.inner_text()
+    traces = "() => document.querySelector('.js-plotly-plot').data.length"
+    without_network = page.evaluate(traces)
+    page.wait_for_function("() => !document.querySelector(\"[data-testid='stProgress']\")",
+                           timeout=180_000)
+    drawn = time.perf_counter() - start
+    wait_for_app(page)
+    assert_no_exception(page)
+    assert page.evaluate(traces) > without_network      # the network's prediction is drawn
+    with open(os.path.join(ARTIFACTS, "timings.txt"), "a") as f:
+        f.write(f"finite_vs_infinite move to a new depth: run returned after {returned:.2f} s, "
+                f"trained network drawn after {drawn:.2f} s\n")
     page.context.close()
 
 

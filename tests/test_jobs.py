@@ -146,11 +146,77 @@ def test_page_asks_above_the_threshold_and_resumes_after_an_interruption():
     assert "done=3 complete=True" in at.markdown[0].value
 
 
-def test_page_shows_an_error_as_a_message():
-    at = _app(nonce=str(time.time()), threshold_seconds=1.0, fail=True).run()
+def test_page_shows_an_error_as_a_message_and_retries_only_on_request():
+    nonce = str(time.time())
+    at = _app(nonce=nonce, threshold_seconds=1.0, fail=True).run()
     assert not at.exception
     assert [e.value for e in at.error] == ["Three units: the learning rate is too large"]
     assert "done=2 complete=False" in at.markdown[0].value
+    failed_key = Job("test.page", {"i": 1, "nonce": nonce}, None, 1.0).key
+    first_error = jobs.failure(failed_key)
+    assert first_error is not None
+    at.run()      # a rerun (any moved control) shows the message again without computing again
+    assert [e.value for e in at.error] == ["Three units: the learning rate is too large"]
+    assert jobs.failure(failed_key) is first_error and jobs.active(failed_key) is None
+    next(b for b in at.button if b.label == "Try again").click().run()
+    assert [e.value for e in at.error] == ["Three units: the learning rate is too large"]
+    assert jobs.failure(failed_key) is not first_error      # computed (and failed) once more
+
+
+def test_page_run_does_not_wait_for_slow_jobs(monkeypatch):
+    """With the app's short wait, a run ends with a progress bar while the job trains; the next
+    run (the polling fragment starts it in the browser) draws the result."""
+    monkeypatch.setenv("NTK_EXPLORER_JOB_WAIT", "0.1")
+    nonce = str(time.time())
+    at = _app(nonce=nonce, threshold_seconds=1.0, fail=False)
+    started = time.perf_counter()
+    at.run()
+    assert time.perf_counter() - started < 3.0      # three 0.05 s jobs, but no waiting
+    assert not at.exception
+    flights = [jobs.active(Job("test.page", {"i": i, "nonce": nonce}, None, 1.0).key)
+               for i in range(3)]
+    if any(f is not None for f in flights):         # not all finished within the wait
+        assert "complete=False" in at.markdown[0].value
+        assert len(at.get("progress")) == 1
+    for f in flights:
+        if f is not None:
+            f.wait(30)
+    at.run()
+    assert "done=3 complete=True" in at.markdown[0].value
+    assert len(at.get("progress")) == 0
+
+
+def _slow_page(nonce: str):
+    import time
+
+    import numpy as np
+    import streamlit as st
+
+    from dashboard.jobs import Job, run
+
+    def compute(progress):
+        for i in range(20):
+            progress((i + 1) / 20, f"step {i + 1} of 20")
+            time.sleep(0.05)
+        return {"v": np.asarray(1.0)}
+
+    done = run([Job("test.slow", {"nonce": nonce}, compute, seconds=1.0)], label="Slow", key="s")
+    st.write(f"complete={done.complete}")
+
+
+def test_a_slow_job_leaves_a_progress_bar_and_the_run_ends_at_once(monkeypatch):
+    monkeypatch.setenv("NTK_EXPLORER_JOB_WAIT", "0")
+    nonce = str(time.time())
+    at = AppTest.from_function(_slow_page, kwargs={"nonce": nonce}, default_timeout=60)
+    started = time.perf_counter()
+    at.run()
+    assert time.perf_counter() - started < 0.9       # the job takes 1 s
+    assert "complete=False" in at.markdown[0].value
+    bars = at.get("progress")
+    assert len(bars) == 1 and "Slow: 0 of 1 done" in bars[0].proto.text
+    jobs.active(Job("test.slow", {"nonce": nonce}, None, 1.0).key).wait(30)
+    at.run()
+    assert "complete=True" in at.markdown[0].value and len(at.get("progress")) == 0
 
 
 def _counting_page(nonce: str):

@@ -30,7 +30,7 @@ import os
 
 import pytest
 
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, server  # noqa: F401
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, IDLE_JS, ROOT, server  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.layout]
 
@@ -178,9 +178,6 @@ AUDIT_JS = r"""
 }
 """
 
-STATE_JS = ("() => { const a = document.querySelector(\"[data-testid='stApp']\");"
-            " return a ? a.getAttribute('data-test-script-state') : null; }")
-
 
 def _settle(page, timeout_s: float = SETTLE_S, first_run: bool = False) -> bool:
     """Wait until the script has finished (True) or `timeout_s` passed (False); then let plotly
@@ -193,9 +190,9 @@ def _settle(page, timeout_s: float = SETTLE_S, first_run: bool = False) -> bool:
             page.wait_for_function("() => location.search.includes('sigma_w=')",
                                    timeout=timeout_s * 1000)
         page.wait_for_timeout(400)
-        page.wait_for_function(f"() => ({STATE_JS})() === 'notRunning'", timeout=timeout_s * 1000)
+        page.wait_for_function(IDLE_JS, timeout=timeout_s * 1000)   # and no job running
         page.wait_for_timeout(400)
-        page.wait_for_function(f"() => ({STATE_JS})() === 'notRunning'", timeout=timeout_s * 1000)
+        page.wait_for_function(IDLE_JS, timeout=timeout_s * 1000)
     except sync_api.TimeoutError:
         settled = False
     if settled:  # every chart drawn (plotly's bundle loads once per browser context)

@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
-from test_load import TIMEOUT_MS, async_api, exceptions, move, wait_idle
+from test_load import RESULT_JS, TIMEOUT_MS, async_api, exceptions, move, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.perf]
 
@@ -38,10 +38,12 @@ PAGES = {
 
 
 async def nudge(page, control) -> list[float]:
-    """Depth right then left once (computing), then WARM_MOVES timed moves between seen values."""
+    """Depth right then left once (computing, until the results are drawn), then WARM_MOVES timed
+    moves between seen values."""
     label, where, key = control
     for direction in ("ArrowRight", "ArrowLeft"):
         await move(page, label, where, key, key_press=direction)
+        await page.wait_for_function(RESULT_JS, timeout=TIMEOUT_MS)
     times = []
     for k in range(WARM_MOVES):
         direction = "ArrowRight" if k % 2 == 0 else "ArrowLeft"

@@ -7,9 +7,12 @@ sessions ask for the same three new networks at about the same time (single flig
 once). Phase 2, a mix: the sessions move to other pages and presets (depth page, kernel
 convergence, finite page presets) and move one control there.
 
-Latency = from the slider's release (blur, when streamlit commits the value) until the page is idle
-with the new value in its URL (the URL is written at the end of the run, so this is the complete
-rerun including any computation it waited for). Asserts: no exception element in any session, p50
+Latency = from the key press on the slider until the rerun it starts has finished with the new value
+in its URL (the URL is written at the end of the run, so this is the complete rerun). A run waits for
+a new network at most `dashboard.jobs.WAIT_SECONDS` and then shows the infinite-width curves with a
+progress bar; the page reruns itself when the network arrives. That second time, key press until
+no progress bar is left (the trained network drawn), is reported too, as `class_results`
+(no target: it is the training time of the new network, shared by all sessions). Asserts: no exception element in any session, p50
 < 1 s and p95 < 3 s over the slider moves, server peak RSS (VmHWM) < 2 GB. Writes every figure to
 tests/artifacts/load.json. Uses a fresh result store so the new networks are really computed; one warm-up visit to every page
 comes first (the server's first runs compile JAX/numba functions), and is not timed.
@@ -49,11 +52,34 @@ MIX = [
     ("/depth?preset=seed002_fig1&activation=tanh&sigma_b=0.1", "Cobweb start", "sidebar"),
 ]
 
+RESULT_JS = """() => {
+  const a = document.querySelector("[data-testid='stApp']");
+  return a && a.getAttribute('data-test-script-state') === 'notRunning'
+         && document.querySelectorAll("[data-testid='stProgress']").length === 0;
+}"""
 IDLE_JS = """(arg) => {
   const a = document.querySelector("[data-testid='stApp']");
   if (!a || a.getAttribute('data-test-script-state') !== 'notRunning') return false;
   return arg === null || location.search.includes(arg);
 }"""
+
+
+def lower_browser_priority(niceness: int = 15) -> int:
+    """Renice this machine's Chromium processes (the browser, its zygotes, so the renderers they
+    fork later too). In a class each student's browser runs on their own laptop; here 30 renderers
+    share the server's two cores, and at equal priority they would take the CPU the server needs
+    (each page open costs Chromium ~2.7 CPU-seconds, the server ~0.1). Returns how many."""
+    count = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if "chrom" not in f.read():
+                    continue
+            os.setpriority(os.PRIO_PROCESS, int(pid), niceness)
+            count += 1
+        except OSError:   # gone, or not ours
+            continue
+    return count
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -85,31 +111,48 @@ WATCH_JS = """() => {
   const a = document.querySelector("[data-testid='stApp']");
   window.__states = [];
   if (window.__watch) window.__watch.disconnect();
-  window.__watch = new MutationObserver(() => window.__states.push(
-      [a.getAttribute('data-test-script-state'), performance.now()]));
-  window.__watch.observe(a, {attributes: true, attributeFilter: ['data-test-script-state']});
+  // one entry per change: [value before, value now, time]. A quick rerun under load can flip
+  // running -> notRunning between two callbacks, so the current value alone could miss it.
+  window.__watch = new MutationObserver(records => { for (const r of records)
+      window.__states.push([r.oldValue, a.getAttribute('data-test-script-state'),
+                            performance.now()]); });
+  window.__watch.observe(a, {attributes: true, attributeOldValue: true,
+                             attributeFilter: ['data-test-script-state']});
+}"""
+AT_MAX_JS = """(el) => {
+  const now = el.getAttribute('aria-valuenow') ?? el.value, max = el.getAttribute('aria-valuemax') ?? el.max;
+  return now !== undefined && max !== undefined && now !== '' && max !== ''
+         && Number(now) >= Number(max);
 }"""
 RERUN_DONE_JS = """(arg) => {
   const s = window.__states;
-  return s.some(x => x[0] === 'running') && s[s.length - 1][0] === 'notRunning'
+  const a = document.querySelector("[data-testid='stApp']");
+  // a busy browser may apply 'running' and 'notRunning' in one render: 'rerunRequested' (set
+  // when the moved widget asks for the rerun) counts as the start as well
+  const started = v => v === 'running' || v === 'rerunRequested';
+  return s.some(x => started(x[0]) || started(x[1]))
+         && a.getAttribute('data-test-script-state') === 'notRunning'
          && (arg === null || location.search.includes(arg));
 }"""
 
 
 async def move(page, label: str, where: str, key: str | None = None,
-               key_press: str = "ArrowRight") -> float:
-    """Press `key_press` on a slider and release it; seconds (browser clock) from the key press
-    until the rerun it starts has finished (with `key=<new value>` in the URL if `key` given)."""
+               key_press: str | None = None) -> float:
+    """Press `key_press` on a slider (default: the right arrow, the left one if the slider is at
+    its maximum) and release it;
+    seconds (browser clock) from the key press until the rerun it starts has finished (with
+    `key=<new value>` in the URL if `key` given)."""
     thumb = slider(page, label, where)
     await thumb.focus()
+    at_max = await thumb.evaluate(AT_MAX_JS)
     await page.evaluate(WATCH_JS)
     pressed = await page.evaluate("() => performance.now()")
-    await thumb.press(key_press)
+    await thumb.press(key_press or ("ArrowLeft" if at_max else "ArrowRight"))
     value = await thumb.get_attribute("aria-valuetext") or await thumb.input_value()
     await thumb.blur()
     await page.wait_for_function(RERUN_DONE_JS, arg=None if key is None else f"{key}={value}",
                                  timeout=TIMEOUT_MS)
-    finished = await page.evaluate("() => window.__states[window.__states.length - 1][1]")
+    finished = await page.evaluate("() => window.__states[window.__states.length - 1][2]")
     return (finished - pressed) / 1000
 
 
@@ -127,7 +170,10 @@ async def session(i: int, browser, base: str, log: dict, start_gate: asyncio.Eve
         await start_gate.wait()
         await asyncio.sleep(rng.uniform(0, CLASS_SPREAD_S))
         for depth in range(3, 3 + CLASS_MOVES):
+            pressed = time.perf_counter()
             log["class"].append(await move(page, "Depth (hidden layers)", "sidebar", "depth"))
+            await page.wait_for_function(RESULT_JS, timeout=TIMEOUT_MS)
+            log["class_results"].append(time.perf_counter() - pressed)
             log["errors"] += [f"session {i} depth {depth}: {e}" for e in await exceptions(page)]
             await asyncio.sleep(rng.uniform(1.0, 3.0))
         path, label, where = MIX[i % len(MIX)]
@@ -140,7 +186,12 @@ async def session(i: int, browser, base: str, log: dict, start_gate: asyncio.Eve
         log["mix"].append(await move(page, label, where))
         log["errors"] += [f"session {i} {path} moved: {e}" for e in await exceptions(page)]
     except Exception as err:  # noqa: BLE001 - reported as a failed session
-        log["errors"].append(f"session {i}: {type(err).__name__}: {err}")
+        log["errors"].append(f"session {i}: {type(err).__name__}: {str(err)[:300]} at "
+                             f"{page.url}")
+        try:
+            await page.screenshot(path=os.path.join(ARTIFACTS, f"load_failed_{i}.png"))
+        except Exception:  # noqa: BLE001 - the page may be gone
+            pass
     finally:
         await context.close()
 
@@ -158,12 +209,13 @@ async def warm_up(browser, base: str) -> None:
 
 
 async def drive(base: str) -> dict:
-    log = {"open": [], "class": [], "mix": [], "errors": []}
+    log = {"open": [], "class": [], "class_results": [], "mix": [], "errors": [], "reniced": 0}
     gate = asyncio.Event()
     async with async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                            args=CHROMIUM_ARGS)
         await warm_up(browser, base)
+        log["reniced"] = lower_browser_priority()
         tasks = []
         for i in range(N_SESSIONS):
             tasks.append(asyncio.create_task(session(i, browser, base, log, gate)))
@@ -186,9 +238,21 @@ def percentiles(values) -> dict:
             "p95": round(float(np.percentile(v, 95)), 3), "max": round(float(v.max()), 3)}
 
 
+def server_runs(path: str) -> dict:
+    """Percentiles of the server's script runs (dashboard/run_times.py) per page."""
+    runs: dict = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                r = json.loads(line)
+                runs.setdefault(r["page"], []).append(r["seconds"])
+    return {page: percentiles(v) for page, v in runs.items()}
+
+
 def test_thirty_sessions_class_and_mix():
     with tempfile.TemporaryDirectory() as store:
-        base, proc = start_server({"NTK_EXPLORER_STORE": store})
+        run_log = os.path.join(store, "run_times.jsonl")
+        base, proc = start_server({"NTK_EXPLORER_STORE": store, "NTK_EXPLORER_RUN_TIMES": run_log})
         try:
             t0 = time.perf_counter()
             log = asyncio.run(drive(base))
@@ -196,11 +260,15 @@ def test_thirty_sessions_class_and_mix():
             memory = peak_rss_mb(proc.pid)
         finally:
             stop_server(proc)
+        runs = server_runs(run_log)
     moves = log["class"] + log["mix"]
     report = {"sessions": N_SESSIONS, "wall_s": round(wall, 1),
               "moves": percentiles(moves), "class_moves": percentiles(log["class"]),
+              "class_results": percentiles(log["class_results"]),
               "mix_moves": percentiles(log["mix"]), "page_opens": percentiles(log["open"]),
+              "server_script_runs": runs,
               "server_peak_rss_mb": round(memory, 1), "errors": log["errors"][:20],
+              "browser_processes_reniced": log["reniced"],
               "cpus": os.cpu_count(), "load_average": os.getloadavg()}
     os.makedirs(ARTIFACTS, exist_ok=True)
     with open(os.path.join(ARTIFACTS, "load.json"), "w") as f:
