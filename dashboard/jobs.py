@@ -9,12 +9,12 @@ an estimate of its cost. `run(jobs, ...)`:
    `ASK_ABOVE_SECONDS` (one threshold for the whole app), else shows a button with the estimate;
 3. computes the missing ones in background worker threads and stores each as it finishes. The
    page's run waits for them at most `WAIT_SECONDS` (calling `on_result(results)` as each
-   arrives), then ends with what it has and a progress bar. When a result arrives, the server
-   starts a new run of every browser session waiting for it (`_push_rerun`), so partial results
-   are drawn as they come and a slider move never waits for a network to train (issue 15:
-   p50 < 1 s with 30 sessions asking for the same new network). The bar is a fragment that
-   redraws itself every `WATCH_SECONDS` and also reruns the page when it sees a result, should
-   the push not reach the session;
+   arrives), then ends with what it has and a progress bar: a fragment that redraws itself every
+   `WATCH_SECONDS` and reruns the whole page when it sees a new result, so partial results are
+   drawn as they come and a slider move never waits for a network to train (issue 15). The
+   rerun starts from the browser (the fragment's timer), so it carries the browser's current
+   controls; server-started reruns (Streamlit's run-on-save call) were tried and dropped: under
+   load they lost a slider move made while they arrived;
 4. turns a failure into a message in the page (never a traceback); a failed key is remembered
    (`_FAILED`), so a rerun shows the message again instead of retrying in a loop, until the
    page's "Try again" button;
@@ -133,12 +133,6 @@ class Flight:
         self.result: Optional[dict] = None
         self.meta: Optional[dict] = None
         self.error: Optional[BaseException] = None
-        self.sessions: set[str] = set()     # browser sessions to rerun when it is done
-
-    def rerun_when_done(self, session_id: str) -> None:
-        with _LOCK:
-            if not self.done.is_set():
-                self.sessions.add(session_id)
 
     def progress(self, fraction: float, text: str = "") -> None:
         self.fraction = min(max(float(fraction), 0.0), 1.0)
@@ -255,47 +249,7 @@ def _execute(flight: Flight) -> None:
                 _FAILED[job.key] = flight.error
                 while len(_FAILED) > MAX_FAILED:
                     del _FAILED[next(iter(_FAILED))]
-            flight.done.set()
-            sessions, flight.sessions = flight.sessions, set()
-        for session_id in sessions:
-            _push_rerun(session_id)
-
-
-def _push_rerun(session_id: str) -> None:
-    """Start a new run of browser session `session_id`'s page, with its last controls, as
-    Streamlit's own run-on-save does (`AppSession.request_rerun(_client_state)` on the server's
-    event loop). Private Streamlit API: if it changes, this does nothing and the page's progress
-    fragment still sees the result within `WATCH_SECONDS`."""
-    try:
-        from streamlit.runtime import Runtime
-
-        if not Runtime.exists():
-            return
-        info = Runtime.instance()._session_mgr.get_active_session_info(session_id)
-        if info is None:        # the tab was closed
-            return
-        session = info.session
-        session._event_loop.call_soon_threadsafe(_rerun_if_idle, session)
-    except Exception:  # noqa: BLE001 - the fragment's polling is the fallback
-        log.debug("could not push a rerun to session %s", session_id, exc_info=True)
-
-
-def _rerun_if_idle(session) -> None:
-    """On the server's event loop: rerun `session` with the controls of its last finished run,
-    unless a run is under way or winding down (it may hold newer controls than the last finished
-    run, and it reads the new result from the store anyway)."""
-    try:
-        from streamlit.proto.ClientState_pb2 import ClientState
-        from streamlit.runtime.app_session import AppSessionState
-
-        if session._state != AppSessionState.APP_NOT_RUNNING or session._scriptrunner is not None:
-            return
-        state = ClientState()
-        state.CopyFrom(session._client_state)
-        state.fragment_id = ""  # the whole page, not the fragment that ran last
-        session.request_rerun(state)
-    except Exception:  # noqa: BLE001 - the fragment's polling is the fallback
-        log.debug("could not rerun session", exc_info=True)
+        flight.done.set()
 
 
 def submit(job: Job, *, command: str = DASHBOARD, force: bool = False) -> Flight:
@@ -341,7 +295,6 @@ def run(jobs: Sequence[Job], *, label: str, key: str,
         on_result: Optional[Callable[[list], None]] = None) -> JobsResult:
     """Results of `jobs` (see the module docstring); draws its button/progress/messages in place."""
     import streamlit as st
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     from .figures import current_style
 
@@ -377,10 +330,6 @@ def run(jobs: Sequence[Job], *, label: str, key: str,
                     "Finished results are kept: a later run resumes where this one stopped.")
     pending = _wait(flights, results, metas, origins, failed, on_result) if flights else {}
     if pending:
-        ctx = get_script_run_ctx()
-        if ctx is not None:
-            for flight in pending.values():
-                flight.rerun_when_done(ctx.session_id)
         _watch(pending, sum(r is not None for r in results), n, label)
     errors = []
     for err in failed.values():

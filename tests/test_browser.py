@@ -170,7 +170,7 @@ def test_finite_vs_infinite_page(server, browser):
 def test_a_move_that_needs_a_new_network_does_not_wait_for_it(server, browser):
     """The job runner does not hold the rerun (issue 15): moving the depth to a setting never
     trained returns with the infinite-width curves and a progress bar; the page then draws the
-    network by itself when its job finishes (the server reruns the session), with no click."""
+    network by itself when its job finishes (its progress fragment reruns it), with no click."""
     seed = int(time.time() * 1000) % 100_000       # a network no earlier run has stored
     page = open_page(browser, server + f"/finite_vs_infinite?width=512&seed={seed}")
     assert_no_exception(page)

@@ -40,7 +40,7 @@ CLASS_MOVES = 3
 CLASS_SPREAD_S = 8.0
 P50_TARGET_S, P95_TARGET_S = 1.0, 3.0
 MEMORY_TARGET_MB = 2048
-TIMEOUT_MS = 150_000
+TIMEOUT_MS = int(os.environ.get("NTK_LOAD_TIMEOUT_MS", "150000"))
 # phase 2: (URL path and query, label of the slider to move, in the main area or the sidebar)
 MIX = [
     ("/depth?preset=seed002_fig1", "Depth L for the heatmaps", "main"),
