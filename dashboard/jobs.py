@@ -182,11 +182,12 @@ class _Pool:
             nc.release_compiled_code_if_needed()
 
 
-def _heavy_workers() -> int:
+def _env_number(name: str, default, kind: Callable, least):
+    """`kind($name)` (at least `least`), or `default` when unset or not a number."""
     try:
-        return max(1, int(os.environ.get(WORKERS_ENV, "1")))
+        return max(least, kind(os.environ.get(name, default)))
     except ValueError:
-        return 1
+        return default
 
 
 _ACTIVE: dict[str, Flight] = {}
@@ -199,7 +200,8 @@ def _pool(heavy: bool) -> _Pool:
     name = "ntk-heavy" if heavy else "ntk-light"
     with _LOCK:
         if name not in _POOLS:
-            _POOLS[name] = _Pool(name, _heavy_workers() if heavy else LIGHT_WORKERS)
+            workers = _env_number(WORKERS_ENV, 1, int, 1) if heavy else LIGHT_WORKERS
+            _POOLS[name] = _Pool(name, workers)
         return _POOLS[name]
 
 
@@ -213,13 +215,6 @@ def failure(key: str) -> Optional[BaseException]:
     """The error of the last computation of `key` if it failed (and was not retried since)."""
     with _LOCK:
         return _FAILED.get(key)
-
-
-def _wait_seconds() -> float:
-    try:
-        return max(0.0, float(os.environ.get(WAIT_ENV, WAIT_SECONDS)))
-    except ValueError:
-        return WAIT_SECONDS
 
 
 def _today() -> str:
@@ -352,7 +347,7 @@ def _wait(flights, results, metas, origins, failed, on_result) -> dict[int, Flig
     """Wait at most `WAIT_SECONDS` for the flights, taking in each result as it arrives; returns
     the flights still running."""
     pending = dict(flights)
-    deadline = time.perf_counter() + _wait_seconds()
+    deadline = time.perf_counter() + _env_number(WAIT_ENV, WAIT_SECONDS, float, 0.0)
     while True:
         new = False
         for i, flight in list(pending.items()):

@@ -8,14 +8,15 @@ once). Phase 2, a mix: the sessions move to other pages and presets (depth page,
 convergence, finite page presets) and move one control there.
 
 Latency = from the key press on the slider until the rerun it starts has finished with the new value
-in its URL (the URL is written at the end of the run, so this is the complete rerun). A run waits for
-a new network at most `dashboard.jobs.WAIT_SECONDS` and then shows the infinite-width curves with a
-progress bar; the page reruns itself when the network arrives. That second time, key press until
-no progress bar is left (the trained network drawn), is reported too, as `class_results`
-(no target: it is the training time of the new network, shared by all sessions). Asserts: no exception element in any session, p50
-< 1 s and p95 < 3 s over the slider moves, server peak RSS (VmHWM) < 2 GB. Writes every figure to
-tests/artifacts/load.json. Uses a fresh result store so the new networks are really computed; one warm-up visit to every page
-comes first (the server's first runs compile JAX/numba functions), and is not timed.
+in its URL (the URL is written at the end of the run, so this is the complete rerun). A run waits
+for a new network at most `dashboard.jobs.WAIT_SECONDS` and then shows the infinite-width curves
+with a progress bar; the page reruns itself when the network arrives. That second time, key press
+until no progress bar is left (the trained network drawn), is reported too, as `class_results`
+(no target: it is the training time of the new network, shared by all sessions). Asserts: no
+exception element in any session, p50 < 1 s and p95 < 3 s over the slider moves, server peak RSS
+(VmHWM) < 2 GB. Writes every figure to tests/artifacts/load.json. Uses a fresh result store so the
+new networks are really computed; one warm-up visit to every page comes first (the server's first
+runs compile JAX/numba functions), and is not timed.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import numpy as np
 import pytest
 
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
+from test_browser import IDLE_JS as RESULT_JS  # script idle and no job's progress bar left
 
 async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 
@@ -52,11 +54,6 @@ MIX = [
     ("/depth?preset=seed002_fig1&activation=tanh&sigma_b=0.1", "Cobweb start", "sidebar"),
 ]
 
-RESULT_JS = """() => {
-  const a = document.querySelector("[data-testid='stApp']");
-  return a && a.getAttribute('data-test-script-state') === 'notRunning'
-         && document.querySelectorAll("[data-testid='stProgress']").length === 0;
-}"""
 IDLE_JS = """(arg) => {
   const a = document.querySelector("[data-testid='stApp']");
   if (!a || a.getAttribute('data-test-script-state') !== 'notRunning') return false;
@@ -120,7 +117,8 @@ WATCH_JS = """() => {
                              attributeFilter: ['data-test-script-state']});
 }"""
 AT_MAX_JS = """(el) => {
-  const now = el.getAttribute('aria-valuenow') ?? el.value, max = el.getAttribute('aria-valuemax') ?? el.max;
+  const now = el.getAttribute('aria-valuenow') ?? el.value;
+  const max = el.getAttribute('aria-valuemax') ?? el.max;
   return now !== undefined && max !== undefined && now !== '' && max !== ''
          && Number(now) >= Number(max);
 }"""
