@@ -36,9 +36,15 @@ DEFAULTS: dict[str, Any] = {
     "dn_tsteps": 100, "dn_batch": 512, "dn_lr": 1e-4, "dn_sweep": True, "dn_tseeds": 1,
 }
 
-# Seconds per unit of work, timed on this 2-core machine under load (load average ~20):
-KERNEL_SECONDS_PER_LAYER_STEP = 5e-5       # GD on 200 points, width 4, float64 (L = 1,000: ~100 s / 2,000 steps)
-TRAIN_SECONDS_PER_FLOP = 1.6e-10           # CNN SGD, float32: DN1 (17 GFLOP per step at L = 1,000) took 2.65 s
+# NTK experiment (GD on 200 points, width 4, float64), re-timed 2026-11-24 (quiet; depths 10 / 100 /
+# 1,000, 2,000 steps: 2.5 / 5.7 / 20.3 s for a depth's first trial, 0.11 / 1.7 s for the next ones):
+# per layer and step, plus a compilation at each new depth (3.5 s with training, 1.5 s for the kernel
+# at initialisation only). The earlier constant (5e-5, timed at load average ~20) said 4 / 13 / 103 s.
+KERNEL_SECONDS_PER_LAYER_STEP = 8.3e-6
+KERNEL_COMPILE_SECONDS = {True: 3.5, False: 1.5}    # with / without training steps
+# CNN SGD, float32, re-timed 2026-11-24 (quiet): the lee2022_cnn preset's two runs (L = 100, 30 steps,
+# batch 64) took 91.4 s against 155 s at the earlier 1.6e-10 s/flop (which came from the MLP's DN1).
+TRAIN_SECONDS_PER_FLOP = 9.2e-11
 # MLP training, re-timed 2026-11-24 (quiet, each job alone, digits, batch 128): L = 1,000 with 10 / 60
 # steps 10.4 / 22.9 s, L = 300 with 20 steps 10.1 s, L = 100 with 10 steps 5.8 s; the CNN's flop rate
 # put them at 94 / 129 / 32 / 12 s. Fitted: a compile, SGD steps and the (forward-only, large-batch)
@@ -121,8 +127,11 @@ def kernel_jobs(v: Mapping[str, Any]) -> list[Job]:
             params = {"depth": depth, "C_L": float(v["dn_CL"]), "rho": float(v["dn_rho"]),
                       "beta": float(v["dn_beta"]), "seed": seed, "steps": int(v["dn_steps"]),
                       "scaled_lr": float(v["dn_slr"])}
+            steps = int(v["dn_steps"])
+            seconds = (0.05 + KERNEL_SECONDS_PER_LAYER_STEP * depth * max(steps, 1)
+                       + (KERNEL_COMPILE_SECONDS[steps > 0] if seed == 0 else 0.0))
             jobs.append(Job("deep_narrow.kernel", params, compute=lambda pr, p=params: compute_kernel(p, pr),
-                            seconds=3.0 + KERNEL_SECONDS_PER_LAYER_STEP * depth * max(int(v["dn_steps"]), 1)))
+                            seconds=seconds))
     return jobs
 
 

@@ -21,7 +21,16 @@ from .store import pack, unpack
 VERSION = "1"   # bump when ntk_core's depth recursion changes
 # The page's own controls and their defaults (the shared ones are controls.SHARED_DEFAULTS).
 PAGE_DEFAULTS: dict = {"d_data": "sphere", "d_n": 40, "d_dim": 3, "L_max": 10_000, "rho0": 0.5}
-SECONDS_PER_LAYER_POINT2 = 1e-6   # rough: the kernel recursion per layer and pair of points
+# Cost model, timed on this 2-core machine (quiet, 2026-11-24; L_max 30 .. 10,000, 40 and 100
+# points, relu and tanh): a start-up cost, then per layer a fixed part and a part per pair of
+# points; activations without a closed form (quadrature) cost ~4x more per pair. Measured 0.5-7.5 s
+# where the earlier (layers x pairs) model said up to 102 s, and asked for a button it did not need.
+KERNELS_SECONDS = {"closed": (0.5, 2.8e-5, 1.8e-8), "quadrature": (0.62, 1.5e-5, 6.6e-8)}
+CURVES_SECONDS = {"closed": (0.3, 1e-5), "quadrature": (0.35, 3.5e-5)}
+
+
+def _method(activation: str) -> str:
+    return "quadrature" if activation in nc.QUADRATURE_ACTIVATIONS else "closed"
 
 RHO0_CURVES = (-0.9, -0.5, 0.0, 0.5, 0.9, 0.99)
 N_TEST = 1
@@ -57,7 +66,9 @@ def curves_job(activation: str, sigma_w: float, sigma_b: float, max_depth: int,
     params = dict(activation=str(activation), sigma_w=float(sigma_w), sigma_b=float(sigma_b),
                   max_depth=int(max_depth), input_dim=int(input_dim))
     return Job("depth.curves", params, functools.partial(_curves, **params),
-               seconds=3e-4 * int(max_depth), version=VERSION)
+               seconds=(CURVES_SECONDS[_method(activation)][0]
+                        + CURVES_SECONDS[_method(activation)][1] * int(max_depth)),
+               version=VERSION)
 
 
 def kernels_job(data: str, n: int, dim: int, seed: int, activation: str, sigma_w: float,
@@ -66,8 +77,13 @@ def kernels_job(data: str, n: int, dim: int, seed: int, activation: str, sigma_w
                   activation=str(activation), sigma_w=float(sigma_w), sigma_b=float(sigma_b),
                   max_depth=int(max_depth))
     return Job("depth.kernels", params, functools.partial(_kernels, **params),
-               seconds=SECONDS_PER_LAYER_POINT2 * int(max_depth) * (int(n) + N_TEST) ** 2,
+               seconds=_kernels_seconds(activation, int(max_depth), int(n) + N_TEST),
                version=VERSION)
+
+
+def _kernels_seconds(activation: str, max_depth: int, n_points: int) -> float:
+    start, per_layer, per_layer_pair = KERNELS_SECONDS[_method(activation)]
+    return start + max_depth * (per_layer + per_layer_pair * n_points ** 2)
 
 
 def depth_jobs(v: Mapping) -> list:

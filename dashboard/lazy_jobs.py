@@ -95,10 +95,26 @@ def _spec(p, width):
                   activation=p["activation"], parameterization=p["param"])
 
 
-def _seconds(p, width, steps, runs=2.0) -> float:
-    """Measured on this 2-core machine: ~2 s of compilation per new shape plus the steps."""
-    n_params = nc.count_params(_spec(p, width), 1)
-    return 2.0 + runs * 3e-9 * n_params * max(steps, 1) * 20
+# Cost model, timed on this 2-core machine (quiet, 2026-11-24, `python -m benchmarks.estimates lazy
+# lazy_deep`): per step, SECONDS_PER_UNIT_STEP per hidden unit (element-wise work, which is all of
+# it at one hidden layer: the same constant fits widths 1,024 to 16,384) plus SECONDS_PER_WEIGHT_STEP
+# per hidden-to-hidden weight (matrix products, deeper nets), for the network and its
+# linearisation together; plus a compilation the first time a shape is met (0.9-2.0 s per new width;
+# the sweep's later seeds and the catapult's other learning rates reuse it). Default sweep (LZ1):
+# 18.2 s measured, 18.6 s estimated (the earlier per-parameter model said 77.6 s, and 4x high at
+# depth 2).
+SECONDS_PER_UNIT_STEP = {"lazy.pair": 1.8e-7, "lazy.width": 1.38e-7, "lazy.catapult": 1.2e-7}
+SECONDS_PER_WEIGHT_STEP = {"lazy.pair": 7e-9, "lazy.width": 1.1e-8, "lazy.catapult": 3e-9}
+COMPILE_SECONDS = {"lazy.pair": 1.3, "lazy.width": 1.5, "lazy.catapult": 0.35}
+SECONDS_PER_JOB = 0.03
+
+
+def _seconds(kind: str, p, width, steps, first_of_shape: bool = True) -> float:
+    width, depth = int(width), int(p["depth"])
+    per_step = (SECONDS_PER_UNIT_STEP[kind] * width * depth
+                + SECONDS_PER_WEIGHT_STEP[kind] * (depth - 1) * width * width)
+    return (SECONDS_PER_JOB + per_step * max(int(steps), 1)
+            + (COMPILE_SECONDS[kind] if first_of_shape else 0.0))
 
 
 # ---- computations (pure functions of the job params) ------------------------------------------
@@ -141,7 +157,7 @@ def pair_job(values: Mapping[str, Any]) -> Job:
     p = {**_net(v), **_lr(v), "width": int(v["width"]), "seed": int(v["seed"]), "steps": int(v["lz_steps"]),
          "data": data_params(v)}
     return Job("lazy.pair", p, compute=lambda progress: compute_pair(p, progress),
-               seconds=_seconds(p, p["width"], p["steps"]), version=VERSION)
+               seconds=_seconds("lazy.pair", p, p["width"], p["steps"]), version=VERSION)
 
 
 def width_jobs(values: Mapping[str, Any]) -> list[Job]:
@@ -152,7 +168,8 @@ def width_jobs(values: Mapping[str, Any]) -> list[Job]:
         for s in range(int(v["lz_seeds"])):
             p = {**base, "width": w, "seed": int(v["seed"]) + s}
             jobs.append(Job("lazy.width", p, compute=lambda progress, p=p: compute_width(p, progress),
-                            seconds=_seconds(p, w, p["steps"]) + 1.0, version=VERSION))
+                            seconds=_seconds("lazy.width", p, w, p["steps"], first_of_shape=s == 0),
+                            version=VERSION))
     return jobs
 
 
@@ -161,10 +178,11 @@ def catapult_jobs(values: Mapping[str, Any]) -> list[Job]:
     base = {**_net(v), "width": int(v["width"]), "seed": int(v["seed"]), "steps": int(v["lz_csteps"]),
             "data": data_params(v)}
     jobs = []
-    for key in ("lz_m1", "lz_m2", "lz_m3"):
+    for i, key in enumerate(("lz_m1", "lz_m2", "lz_m3")):
         p = {**base, "multiple": float(v[key])}
         jobs.append(Job("lazy.catapult", p, compute=lambda progress, p=p: compute_catapult(p, progress),
-                        seconds=_seconds(p, p["width"], p["steps"], runs=1.5), version=VERSION))
+                        seconds=_seconds("lazy.catapult", p, p["width"], p["steps"],
+                                         first_of_shape=i == 0), version=VERSION))
     return jobs
 
 
