@@ -38,10 +38,10 @@ DEFAULTS: dict[str, Any] = {
 
 # NTK experiment (GD on 200 points, width 4, float64), re-timed 2026-11-24 (quiet; depths 10 / 100 /
 # 1,000, 2,000 steps: 2.5 / 5.7 / 20.3 s for a depth's first trial, 0.11 / 1.7 s for the next ones):
-# per layer and step, plus a compilation at each new depth (3.5 s with training, 1.5 s for the kernel
+# per layer and step, plus a compilation at each new depth (3.5 s with training, 2.1 s for the kernel
 # at initialisation only). The earlier constant (5e-5, timed at load average ~20) said 4 / 13 / 103 s.
 KERNEL_SECONDS_PER_LAYER_STEP = 8.3e-6
-KERNEL_COMPILE_SECONDS = {True: 3.5, False: 1.5}    # with / without training steps
+KERNEL_COMPILE_SECONDS = {True: 3.5, False: 2.1}    # with / without training steps
 # CNN SGD, float32, re-timed 2026-11-24 (quiet): the lee2022_cnn preset's two runs (L = 100, 30 steps,
 # batch 64) took 91.4 s against 155 s at the earlier 1.6e-10 s/flop (which came from the MLP's DN1).
 TRAIN_SECONDS_PER_FLOP = 9.2e-11
