@@ -369,7 +369,9 @@ def _wait(flights, results, metas, origins, failed, on_result) -> dict[int, Flig
 
 def progress_state(flights: Sequence[Flight], n_done: int, total: int,
                    label: str) -> tuple[float, str]:
-    """(fraction, text) of a progress bar: finished results plus the running ones' fractions."""
+    """(fraction, text) of a progress bar: finished results plus the running ones' fractions, and
+    the time left (the estimates of the jobs not started, and for the running ones their estimate
+    less the time spent, or the rate so far once they are half done)."""
     running = [f for f in flights if f.started is not None]
     fraction = (n_done + sum(f.fraction for f in running)) / max(total, 1)
     text = f"{label}: {n_done} of {total} done"
@@ -378,6 +380,18 @@ def progress_state(flights: Sequence[Flight], n_done: int, total: int,
         text += f" · {now.text}"
     elif now is None:
         text += " · waiting for a free worker (other computations are running)"
+    if running:
+        clock = time.perf_counter()
+        left, late = sum(f.job.seconds for f in flights if f.started is None), False
+        for f in running:
+            spent = clock - f.started
+            if f.fraction >= 0.5:   # earlier, the rate so far still holds the compilation
+                left += spent * (1 - f.fraction) / f.fraction
+            else:
+                left += max(f.job.seconds - spent, 0.0)
+                late = late or spent > f.job.seconds
+        text += (" · taking longer than estimated" if late and left < 1
+                 else f" · about {format_duration(left)} left" if left >= 1 else " · finishing")
     return min(max(fraction, 0.0), 1.0), text
 
 

@@ -245,3 +245,26 @@ def test_recompute_button_computes_again_live():
     assert "value=2" in at.markdown[0].value
     at.run()
     assert "value=2" in at.markdown[0].value
+
+
+def test_progress_text_counts_the_time_left():
+    """Unstarted jobs count their estimate; a running one its estimate less the time spent, and its
+    rate so far once it is half done."""
+    def flight(seconds, started_ago=None, fraction=0.0):
+        f = jobs.Flight(Job("test.left", {"s": seconds}, lambda p: {}, seconds=seconds), "test")
+        if started_ago is not None:
+            f.started, f.fraction = time.perf_counter() - started_ago, fraction
+        return f
+
+    fraction, text = jobs.progress_state([flight(30.0, started_ago=10.0, fraction=0.1),
+                                          flight(40.0)], 0, 2, "Nets")
+    assert text.startswith("Nets: 0 of 2 done") and "about 60 s left" in text
+    assert fraction == pytest.approx(0.05)
+    _, text = jobs.progress_state([flight(30.0, started_ago=10.0, fraction=0.5)], 1, 2, "Nets")
+    assert "about 10 s left" in text                # 10 s for the first half: 10 s to go
+    _, text = jobs.progress_state([flight(5.0, started_ago=9.0, fraction=0.1)], 0, 1, "Nets")
+    assert text.endswith("· taking longer than estimated")   # too early for a rate
+    _, text = jobs.progress_state([flight(5.0, started_ago=9.0, fraction=0.99)], 0, 1, "Nets")
+    assert text.endswith("· finishing")
+    _, text = jobs.progress_state([flight(30.0)], 0, 1, "Nets")
+    assert "waiting for a free worker" in text and "left" not in text
