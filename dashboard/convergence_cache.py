@@ -46,7 +46,7 @@ def _net_params(net) -> dict:
 # nc.estimate_seconds is a linear cost model of the computation alone; issue 10's timed runs on a
 # quiet 2-core machine found the page's estimates 25-60 % low (Jacot Fig 1: 5.3 min estimated,
 # 6.7 min measured), the rest being per-unit overheads. The factor 1.4 (middle of the measured
-# ratios 1.25 .. 1.6) brings them within 15 %; the same factor as dashboard.caching.ESTIMATE_CALIBRATION.
+# ratios 1.25 .. 1.6) brings them within 15 %.
 # Units without training (kernels at initialisation only, as in the Arora preset and the width sweep)
 # ran 2-3x below that (python -m benchmarks.estimates, 2026-11-24: 4.7 s measured for 14.1 s
 # estimated): their factor is 0.55, and each new width's first unit pays ~0.3 s of compilation.

@@ -66,9 +66,7 @@ def curves_job(activation: str, sigma_w: float, sigma_b: float, max_depth: int,
     params = dict(activation=str(activation), sigma_w=float(sigma_w), sigma_b=float(sigma_b),
                   max_depth=int(max_depth), input_dim=int(input_dim))
     return Job("depth.curves", params, functools.partial(_curves, **params),
-               seconds=(CURVES_SECONDS[_method(activation)][0]
-                        + CURVES_SECONDS[_method(activation)][1] * int(max_depth)),
-               version=VERSION)
+               seconds=_curves_seconds(activation, int(max_depth)), version=VERSION)
 
 
 def kernels_job(data: str, n: int, dim: int, seed: int, activation: str, sigma_w: float,
@@ -79,6 +77,11 @@ def kernels_job(data: str, n: int, dim: int, seed: int, activation: str, sigma_w
     return Job("depth.kernels", params, functools.partial(_kernels, **params),
                seconds=_kernels_seconds(activation, int(max_depth), int(n) + N_TEST),
                version=VERSION)
+
+
+def _curves_seconds(activation: str, max_depth: int) -> float:
+    start, per_layer = CURVES_SECONDS[_method(activation)]
+    return start + max_depth * per_layer
 
 
 def _kernels_seconds(activation: str, max_depth: int, n_points: int) -> float:
