@@ -673,7 +673,7 @@ def _cnn_kernels_numba(x1, x2, ii, jj, hist1, hist2, w2, b2, act, readout, dtype
 
         a1 = padded(a1[:, :-1], 1.0)  # the kernel needs the variances entering layers 1..depth
         a2 = a1 if symmetric else padded(a2[:, :-1], 1.0)
-        xs = [np.ascontiguousarray(np.moveaxis(padded(np.moveaxis(x.reshape(x.shape[0], h * w, -1), 1, 2), 0.0), 1, 2))
+        xs = [np.ascontiguousarray(padded(np.moveaxis(x.reshape(x.shape[0], h * w, -1), 1, 2), 0.0))  # (n, C, L)
               for x in ((x1,) if symmetric else (x1, x2))]
         x1c, x2c = xs[0], xs[-1]
         sa1, sa2, ra1, ra2 = _roots(a1, a2, act)

@@ -84,6 +84,27 @@ def test_engines_agree(activation):
         np.testing.assert_allclose(fast.nngp, ref.nngp, rtol=1e-10, atol=1e-12)
 
 
+def test_float32_arccos_and_sine_polynomials():
+    """The compiled float32 kernels' arccos(rho) and sqrt(1 - rho^2), one square root between them,
+    against float64 numpy on a dense grid with both ends and the branch point 1/2."""
+    from numba import njit
+
+    @njit
+    def both(rho):
+        theta, sin_t = np.empty_like(rho), np.empty_like(rho)
+        for k in range(rho.size):
+            theta[k], sin_t[k] = _fast._acos_sin_poly(rho[k], np.float32)
+        return theta, sin_t
+
+    rho = np.concatenate([np.linspace(-1, 1, 200001), [-0.5, 0.5], np.nextafter(np.float32([0.5, -0.5]), 0)])
+    rho = rho.astype(np.float32)
+    theta, sin_t = both(rho)
+    exact = rho.astype(np.float64)
+    assert np.max(np.abs(theta - np.arccos(exact))) < 5e-7
+    assert np.max(np.abs(sin_t - np.sqrt(1 - exact**2))) < 3e-7
+    assert theta[0] == np.float32(np.pi) and sin_t[0] == 0 and theta[200000] == 0 and sin_t[200000] == 0
+
+
 @pytest.mark.parametrize("activation,depth", [("relu", 3), ("erf", 0), ("tanh", 3), ("softplus", 2)])
 def test_kernel_diagonals_are_the_full_kernels_diagonal(activation, depth):
     """infinite_kernel_diagonals runs the variance recursion alone; it must give the diagonal of
