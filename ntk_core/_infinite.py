@@ -648,6 +648,8 @@ def _mlp_kernels_numba(x1, x2, hist1, hist2, w2, b2, act, symmetric, dtype):
     x1 = np.ascontiguousarray(x1, dtype)
     x2 = x1 if symmetric else np.ascontiguousarray(x2, dtype)
     _fast.run_split(_fast.kernels(act_id, poly).mlp_rows, (n1 + 1) // 2, x1, x2, a1, sa1, ra1, a2, sa2, ra2, w2, b2, snap, symmetric, nngp, ntk, dtype)
+    if symmetric:
+        _fast.mirror_lower_parallel(nngp, ntk)
     return nngp, ntk
 
 
