@@ -84,6 +84,17 @@ def test_engines_agree(activation):
         np.testing.assert_allclose(fast.nngp, ref.nngp, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 130])
+def test_mirror_fills_the_lower_triangle_from_the_upper(n):
+    """Block edges: sizes below, at and above the 64-row tile."""
+    rng = np.random.default_rng(n)
+    a, b = rng.standard_normal((n, n)).astype(np.float32), rng.standard_normal((n, n))
+    upper_a, upper_b = np.triu(a), np.triu(b)
+    _fast.mirror_lower_parallel(a, b)
+    assert np.array_equal(a, upper_a + np.triu(upper_a, 1).T)
+    assert np.array_equal(b, upper_b + np.triu(upper_b, 1).T)
+
+
 def test_float32_arccos_and_sine_polynomials():
     """The compiled float32 kernels' arccos(rho) and sqrt(1 - rho^2), one square root between them,
     against float64 numpy on a dense grid with both ends and the branch point 1/2."""
