@@ -18,21 +18,6 @@ jax.config.update("jax_enable_x64", True)
 import pytest  # noqa: E402
 
 
-# The files that take longest, longest first (fresh-clone durations, 2026-11-24). pytest-xdist's
-# --dist loadfile hands whole files to the two workers in collection order, and pytest.ini turns
-# off its reordering by test count: a long file started last would leave the other core idle.
-_LONG_FILES_FIRST = (
-    "test_infinite.py", "test_activations.py", "test_presets_shipped.py", "test_image_kernels.py",
-    "test_activations_x64_off.py", "test_page_deep_narrow.py", "test_deep_narrow.py",
-    "test_lazy.py", "test_training.py", "test_depth.py", "test_page_lazy.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: k for k, name in enumerate(_LONG_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(os.path.basename(str(item.path)), len(rank)))
-
-
 @pytest.fixture(scope="session")
 def _session_store(tmp_path_factory):
     return str(tmp_path_factory.mktemp("ntk_store"))
