@@ -81,6 +81,59 @@ def _acos_sin_poly(rho, ft):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
+def _acos_sin_f64(rho, ft):
+    """(arccos rho, sqrt(1 - rho^2)) in float64, branch-free, with one square root: the float64
+    twin of `_acos_sin_poly` (libm's scalar acos kept these loops from vectorising: 4.8x the
+    float32 time). arcsin s = s + s z G(8z - 1) and sqrt(1 - z) = R(8z - 1) on z in [0, 1/4] are
+    Chebyshev interpolants of degree 14 and 15 (computed in 50-digit mpmath, converted to powers
+    of 8z - 1). Against mpmath: 2.2e-16 relative for both (sqrt(1 - rho^2) directly: 1.7e-9 near
+    rho = +-1). theta is formed per branch (2y near rho = 1), keeping its relative accuracy.
+    `ft` (np.float64 in use) keeps the float32 kernels, which type this branch too, in float32."""
+    a = abs(rho)
+    big = a > ft(0.5)
+    z = ft(0.5) * (ft(1.0) - a) if big else a * a
+    s = math.sqrt(z) if big else a
+    t = ft(8.0) * z - ft(1.0)
+    g = ft(6.9846394115282e-15)
+    g = g * t + ft(5.409183508714671e-14)
+    g = g * t + ft(3.9578921584454787e-13)
+    g = g * t + ft(3.1170533275727e-12)
+    g = g * t + ft(2.4835126844457755e-11)
+    g = g * t + ft(1.99911205511264e-10)
+    g = g * t + ft(1.6323530622259375e-09)
+    g = g * t + ft(1.3565257115416316e-08)
+    g = g * t + ft(1.1524658001218381e-07)
+    g = g * t + ft(1.0074723776958953e-06)
+    g = g * t + ft(9.15197325335247e-06)
+    g = g * t + ft(8.77802113521091e-05)
+    g = g * t + ft(0.0009145648551063194)
+    g = g * t + ft(0.010972967607792887)
+    g = g * t + ft(0.17680460199399817)
+    y = s + s * z * g
+    r = ft(-1.0505181446375349e-15)
+    r = r * t + ft(-8.163549126027634e-15)
+    r = r * t + ft(-5.973688286971168e-14)
+    r = r * t + ft(-4.727278127928783e-13)
+    r = r * t + ft(-3.78889559247117e-12)
+    r = r * t + ft(-3.0709953983835665e-11)
+    r = r * t + ft(-2.5289934198343547e-10)
+    r = r * t + ft(-2.1243545057951387e-09)
+    r = r * t + ft(-1.830213414858078e-08)
+    r = r * t + ft(-1.6305537694571391e-07)
+    r = r * t + ft(-1.5218501839933094e-06)
+    r = r * t + ft(-1.521850183993648e-05)
+    r = r * t + ft(-0.00017044722060741358)
+    r = r * t + ft(-0.0023862610885037896)
+    r = r * t + ft(-0.0668153104781061)
+    r = r * t + ft(0.9354143466934853)
+    if big:
+        theta = ft(2.0) * y if rho > ft(0.0) else ft(_PI) - ft(2.0) * y
+    else:
+        theta = ft(_PI / 2) - y if rho >= ft(0.0) else ft(_PI / 2) + y
+    return theta, (ft(2.0) * s * r if big else r)
+
+
+@njit(inline="always", fastmath=_FASTMATH)
 def _rho(c, inv_root, snap, ft):
     """c / sqrt(ab) from inv_root = 1/sqrt(ab) (0 where a variance is 0), clipped and snapped."""
     rho = min(max(c * inv_root, ft(-1.0)), ft(1.0))
@@ -116,11 +169,7 @@ def _dual_entry(act, poly, c, ai, sai, rai, aj, saj, raj, snap, ft):
         c = root if c > zero else -root
     if act <= 2:  # arc-cosine family: relu, leaky_relu, abs (Cho & Saul 2009)
         rho = _rho(c, rai * raj, snap, ft)
-        if poly:
-            theta, sin_t = _acos_sin_poly(rho, ft)
-        else:
-            theta = math.acos(rho)
-            sin_t = math.sqrt(max(ft(1.0) - rho * rho, ft(0.0)))
+        theta, sin_t = _acos_sin_poly(rho, ft) if poly else _acos_sin_f64(rho, ft)
         return _arccos_dual(act, rho, root, c, theta, sin_t, ft)
     if act == 3:  # erf (Williams 1997)
         e = rai * raj
