@@ -84,19 +84,26 @@ def test_engines_agree(activation):
         np.testing.assert_allclose(fast.nngp, ref.nngp, rtol=1e-10, atol=1e-12)
 
 
-def test_float64_arccos_and_sine_polynomials():
-    """The compiled float64 arccos(rho) and sqrt(1 - rho^2) against 40-digit mpmath, on a grid
-    with points within 1e-16 of +-1 and both sides of the branch point 1/2."""
-    import mpmath
+def _arccos_and_sine(fn, ft):
+    """fn(rho, ft) -> (arccos rho, sqrt(1 - rho^2)), compiled over an array as the kernels inline it."""
     from numba import njit
 
     @njit
     def both(rho):
         theta, sin_t = np.empty_like(rho), np.empty_like(rho)
         for k in range(rho.size):
-            theta[k], sin_t[k] = _fast._acos_sin_f64(rho[k], np.float64)
+            theta[k], sin_t[k] = fn(rho[k], ft)
         return theta, sin_t
 
+    return both
+
+
+def test_float64_arccos_and_sine_polynomials():
+    """The compiled float64 arccos(rho) and sqrt(1 - rho^2) against 40-digit mpmath, on a grid
+    with points within 1e-16 of +-1 and both sides of the branch point 1/2."""
+    import mpmath
+
+    both = _arccos_and_sine(_fast._acos_sin_f64, np.float64)
     near = np.logspace(-16, -1, 60)
     rho = np.concatenate([np.linspace(-1, 1, 2001), 1 - near, near - 1, [0.5, -0.5],
                           np.nextafter([0.5, -0.5], 0)])
@@ -122,15 +129,7 @@ def test_mirror_fills_the_lower_triangle_from_the_upper(n):
 def test_float32_arccos_and_sine_polynomials():
     """The compiled float32 kernels' arccos(rho) and sqrt(1 - rho^2), one square root between them,
     against float64 numpy on a dense grid with both ends and the branch point 1/2."""
-    from numba import njit
-
-    @njit
-    def both(rho):
-        theta, sin_t = np.empty_like(rho), np.empty_like(rho)
-        for k in range(rho.size):
-            theta[k], sin_t[k] = _fast._acos_sin_poly(rho[k], np.float32)
-        return theta, sin_t
-
+    both = _arccos_and_sine(_fast._acos_sin_poly, np.float32)
     rho = np.concatenate([np.linspace(-1, 1, 200001), [-0.5, 0.5], np.nextafter(np.float32([0.5, -0.5]), 0)])
     rho = rho.astype(np.float32)
     theta, sin_t = both(rho)
