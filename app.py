@@ -17,7 +17,7 @@ jax.config.update("jax_enable_x64", True)
 import streamlit as st  # noqa: E402
 
 import ntk_core as nc  # noqa: E402
-from dashboard import controls, page_registry, run_times, shutdown  # noqa: E402
+from dashboard import controls, page_registry, run_times, shutdown, threads  # noqa: E402
 
 # presentation mode opens with the sidebar folded: the charts get the projector's full width
 _presenting = str(st.query_params.get("presentation", "0")).lower() in ("1", "true", "yes", "on")
@@ -31,6 +31,7 @@ pages = [home] + [st.Page(p.file, title=p.title, icon=p.icon, url_path=p.url_pat
 page_ids = {"Home": None, **{p.title: p.id for p in page_registry.PAGES}}
 
 shutdown.install()  # stop within a second of SIGTERM even while a page computes
+threads.limit_blas_threads()  # spinning OpenBLAS threads took the cores from the kernels' jobs
 nc.release_compiled_code_if_needed()  # a long-lived server compiles many shapes (ntk_core/_compiled.py)
 pg = st.navigation(pages)
 controls.begin_run()
