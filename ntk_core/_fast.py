@@ -39,14 +39,21 @@ class CompiledKernels(NamedTuple):
 
 
 @njit(inline="always", fastmath=_FASTMATH)
+def _reduce_abs(a, ft):
+    """Cephes' range reduction of arcsin for a = |x| in [0, 1]: (big, z, s) with z = a^2, s = a
+    for a <= 1/2, and (big) z = (1 - a) / 2, s = sqrt(z) above, where arcsin a = pi/2 - 2 arcsin s."""
+    big = a > ft(0.5)
+    z = ft(0.5) * (ft(1.0) - a) if big else a * a
+    return big, z, (math.sqrt(z) if big else a)
+
+
+@njit(inline="always", fastmath=_FASTMATH)
 def _asin_abs_poly(a, ft):
     """Cephes asinf for a = |x| in [0, 1], branch-free: (arcsin a, z, s, big). For a <= 1/2,
     z = a^2, s = a and arcsin a = s + s z P(z); for a > 1/2 (big), z = (1 - a) / 2, s = sqrt(z) and
     arcsin a = pi/2 - 2 arcsin s. `ft` is the float type (np.float32): constants must carry it or
     numba computes in float64."""
-    big = a > ft(0.5)
-    z = ft(0.5) * (ft(1.0) - a) if big else a * a
-    s = math.sqrt(z) if big else a
+    big, z, s = _reduce_abs(a, ft)
     p = (((ft(4.2163199048e-2) * z + ft(2.4181311049e-2)) * z + ft(4.5470025998e-2)) * z + ft(7.4953002686e-2)) * z
     p = p + ft(1.6666752422e-1)
     y = p * z * s + s
@@ -89,10 +96,7 @@ def _acos_sin_f64(rho, ft):
     of 8z - 1). Against mpmath: 2.2e-16 relative for both (sqrt(1 - rho^2) directly: 1.7e-9 near
     rho = +-1). theta is formed per branch (2y near rho = 1), keeping its relative accuracy.
     `ft` (np.float64 in use) keeps the float32 kernels, which type this branch too, in float32."""
-    a = abs(rho)
-    big = a > ft(0.5)
-    z = ft(0.5) * (ft(1.0) - a) if big else a * a
-    s = math.sqrt(z) if big else a
+    big, z, s = _reduce_abs(abs(rho), ft)
     t = ft(8.0) * z - ft(1.0)
     g = ft(6.9846394115282e-15)
     g = g * t + ft(5.409183508714671e-14)
