@@ -41,7 +41,9 @@ def run_case(name: str, per_job: bool = False) -> list[dict]:
     import jax
 
     jax.config.update("jax_enable_x64", True)   # as app.py
-    from dashboard import page_registry, presets
+    from dashboard import page_registry, presets, threads
+
+    threads.limit_blas_threads()   # as app.py: the server's jobs run with one BLAS thread
 
     preset_id, extra = CASES[name]
     preset = presets.PRESETS[preset_id]
