@@ -14,7 +14,9 @@ with a progress bar; the page reruns itself when the network arrives. That secon
 until no progress bar is left (the trained network drawn), is reported too, as `class_results`
 (no target: it is the training time of the new network, shared by all sessions). Asserts: no
 exception element in any session, p50 < 1 s and p95 < 3 s over the slider moves, server peak RSS
-(VmHWM) < 2 GB. Writes every figure to tests/artifacts/load.json. Uses a fresh result store so the
+(VmHWM) < 2 GB. Also reports the server's CPU use during the run (`CpuSampler`: the process and
+its event-loop thread), which shows whether slow moves waited on the server or on the 30
+renderers that share its two cores here. Writes every figure to tests/artifacts/load.json. Uses a fresh result store so the
 new networks are really computed; one warm-up visit to every page comes first (the server's first
 runs compile JAX/numba functions), and is not timed.
 """
@@ -229,6 +231,64 @@ async def drive(base: str) -> dict:
     return log
 
 
+class CpuSampler:
+    """The server's CPU use while the sessions run, from /proc/<pid>/task/*/stat once a second:
+    the whole process and its main (event-loop) thread, in % of one core. It tells whether a slow
+    move waited on the server or on the browsers, which on this machine share its two cores."""
+
+    def __init__(self, pid: int, period: float = 1.0):
+        import threading
+
+        self.pid, self.period = pid, period
+        self.process: list[float] = []
+        self.main: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _ticks(self):
+        total = main = 0
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended
+                continue
+            ticks = int(fields[11]) + int(fields[12])  # utime + stime
+            total += ticks
+            if int(tid) == self.pid:
+                main = ticks
+        return total, main
+
+    def _run(self):
+        hz = os.sysconf("SC_CLK_TCK")
+        last, t_last = self._ticks(), time.perf_counter()
+        while not self._stop.wait(self.period):
+            try:
+                now, t_now = self._ticks(), time.perf_counter()
+            except OSError:  # the server is gone
+                return
+            dt = (t_now - t_last) * hz / 100
+            self.process.append((now[0] - last[0]) / dt)
+            self.main.append((now[1] - last[1]) / dt)
+            last, t_last = now, t_now
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> dict:
+        def stats(v):
+            v = np.asarray(v)
+            return {"mean": round(float(v.mean()), 1), "p95": round(float(np.percentile(v, 95)), 1),
+                    "max": round(float(v.max()), 1)} if v.size else {}
+        return {"process_percent_of_one_core": stats(self.process),
+                "main_thread_percent": stats(self.main)}
+
+
 def percentiles(values) -> dict:
     if not values:
         return {"n": 0}
@@ -254,7 +314,8 @@ def test_thirty_sessions_class_and_mix():
         base, proc = start_server({"NTK_EXPLORER_STORE": store, "NTK_EXPLORER_RUN_TIMES": run_log})
         try:
             t0 = time.perf_counter()
-            log = asyncio.run(drive(base))
+            with CpuSampler(proc.pid) as cpu:
+                log = asyncio.run(drive(base))
             wall = time.perf_counter() - t0
             memory = peak_rss_mb(proc.pid)
         finally:
@@ -266,6 +327,7 @@ def test_thirty_sessions_class_and_mix():
               "class_results": percentiles(log["class_results"]),
               "mix_moves": percentiles(log["mix"]), "page_opens": percentiles(log["open"]),
               "server_script_runs": runs,
+              "server_cpu": cpu.report(),
               "server_peak_rss_mb": round(memory, 1), "errors": log["errors"][:20],
               "browser_processes_reniced": log["reniced"],
               "cpus": os.cpu_count(), "load_average": os.getloadavg()}
