@@ -447,7 +447,12 @@ def dual_activation_with_bound(activation: ActivationLike, var1, var2, cov, n: i
     var1, var2, cov = jnp.broadcast_arrays(var1, var2, cov)
     if n is None:
         n = quadrature_nodes(_max_variance(var1, var2), var1.dtype)
-    return _quadrature_dual_compiled(activation_fn(activation), var1, var2, cov, n=n)
+    f = activation_fn(activation)
+    try:
+        hash(f)
+    except TypeError:  # an unhashable callable cannot be a static argument: op by op
+        return quadrature_dual(f, var1, var2, cov, n)
+    return _quadrature_dual_compiled(f, var1, var2, cov, n=n)
 
 
 @functools.partial(jax.jit, static_argnames=("f", "n"))
