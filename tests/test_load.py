@@ -16,9 +16,9 @@ until no progress bar is left (the trained network drawn), is reported too, as `
 exception element in any session, p50 < 1 s and p95 < 3 s over the slider moves, server peak RSS
 (VmHWM) < 2 GB. Also reports the server's CPU use during the run (`CpuSampler`: the process and
 its event-loop thread), which shows whether slow moves waited on the server or on the 30
-renderers that share its two cores here. Writes every figure to tests/artifacts/load.json. Uses a fresh result store so the
-new networks are really computed; one warm-up visit to every page comes first (the server's first
-runs compile JAX/numba functions), and is not timed.
+renderers that share its two cores here. Writes every figure to tests/artifacts/load.json. Uses a
+fresh result store so the new networks are really computed; one warm-up visit to every page comes
+first (the server's first runs compile JAX/numba functions), and is not timed.
 """
 from __future__ import annotations
 
@@ -267,9 +267,9 @@ class CpuSampler:
                 now, t_now = self._ticks(), time.perf_counter()
             except OSError:  # the server is gone
                 return
-            dt = (t_now - t_last) * hz / 100
-            self.process.append((now[0] - last[0]) / dt)
-            self.main.append((now[1] - last[1]) / dt)
+            ticks_per_percent = (t_now - t_last) * hz / 100
+            self.process.append((now[0] - last[0]) / ticks_per_percent)
+            self.main.append((now[1] - last[1]) / ticks_per_percent)
             last, t_last = now, t_now
 
     def __enter__(self):
@@ -282,9 +282,7 @@ class CpuSampler:
 
     def report(self) -> dict:
         def stats(v):
-            v = np.asarray(v)
-            return {"mean": round(float(v.mean()), 1), "p95": round(float(np.percentile(v, 95)), 1),
-                    "max": round(float(v.max()), 1)} if v.size else {}
+            return {**percentiles(v), "mean": round(float(np.mean(v)), 1)} if v else {"n": 0}
         return {"process_percent_of_one_core": stats(self.process),
                 "main_thread_percent": stats(self.main)}
 
