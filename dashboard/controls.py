@@ -471,9 +471,15 @@ def _apply_topic_on_open(page_id: str | None) -> None:
 
 
 def off_topic(page_id: str | None) -> dict:
-    """The topic values the current settings differ from (empty when on topic)."""
-    store = _store()
-    return {k: v for k, v in topic(page_id).items() if not (k in store and _same(store[k], v))}
+    """The topic values the current settings differ from (empty when on topic), leaving out the
+    shared controls the page does not use."""
+    store, url = _store(), _initial_url()
+    unused = UNUSED_SHARED.get(page_id or "", {})
+
+    def now(key):  # before this run draws the control: its last value, else its default
+        return store[key] if key in store else None if key in url else SHARED_DEFAULTS[key]
+
+    return {k: v for k, v in topic(page_id).items() if k not in unused and not _same(now(k), v)}
 
 
 def switch_to_topic(page_id: str | None) -> None:
@@ -537,6 +543,12 @@ UNUSED_SHARED: dict[str, dict[str, str]] = {
                                     "sweep below)"},
     "depth": {"width": "this page is about the infinite-width kernels only",
               "depth": "this page sweeps the depth itself (Largest depth L_max below)"},
+    "deep_narrow": {**dict.fromkeys(
+        ("depth", "width", "sigma_w", "sigma_b", "activation"),
+        "these networks are ReLU, d_in + d_out + 1 wide and initialised as in Lee et al. (2022); "
+        "their depths are set on the page")},
+    "image_kernels": {"width": "the kernels are infinite-width and the finite CNNs take their "
+                               "width from CNN channels below"},
 }
 
 

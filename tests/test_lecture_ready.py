@@ -150,6 +150,27 @@ def test_shared_width_is_disabled_where_a_page_ignores_it():
     assert not at.sidebar.number_input(key="width").disabled
 
 
+SHARED_KEYS = {"depth": "slider", "width": "number_input", "sigma_w": "slider", "sigma_b": "slider",
+               "activation": "selectbox", "seed": "number_input"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page, ignored", [
+    ("pages/4_deep_narrow.py", {"depth", "width", "sigma_w", "sigma_b", "activation"}),
+    ("pages/5_image_kernels.py", {"width"}),
+])
+def test_shared_controls_a_page_ignores_are_disabled_with_the_reason(page, ignored):
+    """...and a link that set them differently gets no "Switch to this page's setting" for them."""
+    at = open_app(page, {"activation": "tanh", "width": 64} if "activation" in ignored else {"width": 64})
+    assert exceptions(at) == []
+    if "activation" in ignored:  # the deep narrow page's topic is ReLU and seed 0 (the default)
+        assert "_urlctl_topic_button" not in {b.key for b in at.sidebar.button}
+    for key, kind in SHARED_KEYS.items():
+        widget = getattr(at.sidebar, kind)(key=key)
+        assert widget.disabled == (key in ignored), key
+        assert ("Not used here" in widget.help) == (key in ignored), key
+
+
 def test_the_chosen_preset_stays_shown_until_a_control_changes():
     at = open_app("pages/1_finite_vs_infinite.py", {"steps": 200, "K": 1})
     box = at.sidebar.selectbox(key="_urlctl_preset_choice")
