@@ -51,23 +51,29 @@ def confusion_figure(m, class_names, *, style: Style, title: str) -> go.Figure:
 
 
 def thumbnails_figure(images, titles, *, style: Style, cols: int | None = None) -> go.Figure:
-    """Grey thumbnails (n, H, W) with a title each (true, predicted, scores); 8 per row, 4 in
-    presentation mode (so the titles can be projector-sized)."""
-    cols = cols or (4 if style.presentation else 8)
-    small = style.font_size if style.presentation else max(9, style.font_size - 5)
+    """Grey thumbnails (n, H, W) with square pixels and a title each (true, predicted, scores),
+    the scores on a second line; up to 6 per row, 4 in presentation mode (so the titles can be
+    projector-sized), fewer when there are fewer images."""
     n = len(images)
+    cols = max(1, min(cols or (4 if style.presentation else 6), n))
+    small = style.font_size if style.presentation else max(9, style.font_size - 5)
     rows = max(1, -(-n // cols))
-    height = (200 if style.presentation else 160) * rows + 80
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles) + [""] * (rows * cols - n),
+    height = (200 if style.presentation else 130) * rows + 80
+    titles = [str(t).replace(" (", "<br>(", 1) for t in titles]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles + [""] * (rows * cols - n),
                         horizontal_spacing=0.02,
-                        vertical_spacing=min(0.3, 2.2 * small / height) if rows > 1 else 0.0)
+                        vertical_spacing=min(0.3, 3.4 * small / height) if rows > 1 else 0.0)
     for k, img in enumerate(images):
         fig.add_trace(go.Heatmap(z=img, colorscale="Greys", reversescale=True, showscale=False),
                       row=k // cols + 1, col=k % cols + 1)
+    for k in range(1, rows * cols + 1):  # square pixels: each image keeps its aspect ratio
+        suffix = "" if k == 1 else str(k)
+        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain", constraintoward="top")
+        fig.layout[f"xaxis{suffix}"].update(constrain="domain")
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=None)
+    fig.update_yaxes(visible=False, autorange="reversed")
     c = style.colors  # the theme's opaque background and text colour, as apply_style gives the others
-    fig.update_layout(template=style.template, height=height, margin={"t": 40 + 2 * small, "b": 10},
+    fig.update_layout(template=style.template, height=height, margin={"t": 40 + 3 * small, "b": 10},
                       paper_bgcolor=c["paper"], plot_bgcolor=c["plot"],
                       font={"size": style.font_size if style.presentation else max(10, style.font_size - 4),
                             "color": c["text"]},

@@ -197,3 +197,23 @@ def test_thumbnails_follow_the_theme_and_are_projector_sized(theme, presentation
     assert {a.font.color for a in fig.layout.annotations} == {colors["text"]}
     if presentation:
         assert min(a.font.size for a in fig.layout.annotations) >= 18
+
+
+@pytest.mark.parametrize("n, presentation, cols", [(3, False, 3), (19, False, 6), (19, True, 4), (1, True, 1)])
+def test_thumbnails_keep_square_pixels_and_two_line_titles(n, presentation, cols):
+    """A few misclassified images used to be drawn as tall strips under overlapping titles."""
+    from dashboard.image_kernel_figures import thumbnails_figure
+
+    images = np.random.default_rng(0).random((n, 8, 8))
+    fig = thumbnails_figure(images, [f"{i % 10}→5 (0.36 vs 0.18)" for i in range(n)],
+                            style=Style(theme="light", presentation=presentation))
+    x_axes = sorted(k for k in fig.layout.to_plotly_json() if k.startswith("xaxis"))
+    assert len(x_axes) == cols * -(-n // cols)
+    domains = {tuple(fig.layout[k].domain) for k in x_axes}
+    assert len({round(d[0], 6) for d in domains}) == cols
+    for k in x_axes:
+        y = "yaxis" + k[len("xaxis"):]
+        assert fig.layout[y].scaleanchor == "x" + k[len("xaxis"):] and fig.layout[y].constrain == "domain"
+    titles = [a.text for a in fig.layout.annotations if a.text]
+    assert len(titles) == n and all(t.count("<br>") == 1 and t.split("<br>")[1].startswith("(")
+                                    for t in titles)
