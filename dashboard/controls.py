@@ -543,10 +543,10 @@ UNUSED_SHARED: dict[str, dict[str, str]] = {
                                     "sweep below)"},
     "depth": {"width": "this page is about the infinite-width kernels only",
               "depth": "this page sweeps the depth itself (Largest depth L_max below)"},
-    "deep_narrow": {**dict.fromkeys(
+    "deep_narrow": dict.fromkeys(
         ("depth", "width", "sigma_w", "sigma_b", "activation"),
         "these networks are ReLU, d_in + d_out + 1 wide and initialised as in Lee et al. (2022); "
-        "their depths are set on the page")},
+        "their depths are set on the page"),
     "image_kernels": {"width": "the kernels are infinite-width and the finite CNNs take their "
                                "width from CNN channels below"},
 }

@@ -145,24 +145,20 @@ def test_nngp_mode_disables_the_time_slider_with_a_reason():
     assert not at.select_slider(key="t").disabled
 
 
-def test_shared_width_is_disabled_where_a_page_ignores_it():
-    at = open_app("pages/1_finite_vs_infinite.py", {"steps": 200})
-    assert not at.sidebar.number_input(key="width").disabled
-
-
 SHARED_KEYS = {"depth": "slider", "width": "number_input", "sigma_w": "slider", "sigma_b": "slider",
                "activation": "selectbox", "seed": "number_input"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page, ignored", [
-    ("pages/4_deep_narrow.py", {"depth", "width", "sigma_w", "sigma_b", "activation"}),
-    ("pages/5_image_kernels.py", {"width"}),
+@pytest.mark.parametrize("page, params, ignored", [
+    ("pages/1_finite_vs_infinite.py", {"steps": 200}, set()),
+    ("pages/4_deep_narrow.py", {"activation": "tanh", "width": 64},
+     {"depth", "width", "sigma_w", "sigma_b", "activation"}),
+    ("pages/5_image_kernels.py", {"width": 64, "ik_ntrain": 20, "ik_ntest": 20, "depth": 1}, {"width"}),
 ])
-def test_shared_controls_a_page_ignores_are_disabled_with_the_reason(page, ignored):
+def test_shared_controls_a_page_ignores_are_disabled_with_the_reason(page, params, ignored):
     """...and a link that set them differently gets no "Switch to this page's setting" for them."""
-    small = {"ik_ntrain": 20, "ik_ntest": 20, "depth": 1}  # the image page computes its kernels
-    at = open_app(page, {"activation": "tanh", "width": 64} if "activation" in ignored else {"width": 64, **small})
+    at = open_app(page, params)
     assert exceptions(at) == []
     if "activation" in ignored:  # the deep narrow page's topic is ReLU and seed 0 (the default)
         assert "_urlctl_topic_button" not in {b.key for b in at.sidebar.button}
