@@ -218,6 +218,19 @@ def _mlp_layer_of(act, poly, s, t, ai, sai, rai, a_row, sa_row, ra_row, m, w2, b
 
 
 @njit(inline="always", fastmath=_FASTMATH)
+def input_covariance_row(x1, x2, i, c0, m, w2, b2, inv_d, s, t, ft):
+    """s[j] = t[j] = w^2 x1[i] . x2[c0 + j] / d + b^2 for j < m: the first layer's row (NNGP = NTK).
+    Computed here rather than by BLAS: OpenBLAS' worker threads spin after a product and would take
+    the cores from the kernels' loops."""
+    for j in range(m):
+        acc = ft(0.0)
+        for q in range(x1.shape[1]):
+            acc += x1[i, q] * x2[c0 + j, q]
+        s[j] = w2 * acc * inv_d + b2
+        t[j] = s[j]
+
+
+@njit(inline="always", fastmath=_FASTMATH)
 def _patch_plane(src, dst, p, uL, uq0, um, shifts, scale, b2):
     """dst = scale * sum_d src[. + shifts[d]] + b2 on entries [q0, q0 + m) of plane p (cnn_gap_pairs'
     padded layout): the 3x3 patch average of the pixel-pair covariance as 9 shifted adds.
@@ -276,12 +289,7 @@ def kernels(act: int, poly: bool) -> CompiledKernels:
                 i = r
                 c0 = i if symmetric else np.int64(0)
                 m = np.int64(n2 - c0)
-                for j in range(m):
-                    acc = ft(0.0)
-                    for q in range(d):
-                        acc += x1[i, q] * x2[c0 + j, q]
-                    s[j] = w2 * acc * inv_d + b2
-                    t[j] = s[j]
+                input_covariance_row(x1, x2, i, c0, m, w2, b2, inv_d, s, t, ft)
                 for layer in range(depth):
                     _mlp_layer_of(
                         ACT, POLY, s, t, a1[layer, i], sa1[layer, i], ra1[layer, i],

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _mehler
 from ._activations import (REGISTRY, activation_fn, dual_activation, dual_activation_diag, dual_activation_with_bound,
                            is_closed_form, quadrature_moments, quadrature_nodes)
 from ._spec import CNN, MLP, NetworkSpec
@@ -406,10 +407,16 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
     w2, b2 = dtype(spec.w_std**2), dtype(spec.b_std**2)
     act, depth = spec.activation, spec.depth
 
-    diagonal = _mlp_diagonal_numba if engine == "numba" else _mlp_diagonal
-    hist1, _, _ = _checked_diagonal(diagonal, spec, x1, w2, b2, dtype)
+    closed = is_closed_form(act)
+    diagonal = _mlp_diagonal_numba if engine == "numba" and closed else _mlp_diagonal
+    hist1, _, theta1 = _checked_diagonal(diagonal, spec, x1, w2, b2, dtype)
     hist2 = hist1 if symmetric else _checked_diagonal(diagonal, spec, x2, w2, b2, dtype)[0]
 
+    if engine == "numba" and not closed:
+        out = _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmetric, dtype, spec)
+        if out is not None:
+            return out
+        engine = "jax"
     if engine == "numba":
         nngp, ntk = _mlp_kernels_numba(x1, x2, hist1, hist2, w2, b2, act, symmetric, dtype)
         _check_finite(spec, nngp, ntk, dtype)
@@ -431,6 +438,100 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
     nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, (ta, tb), pairs, per_call, dtype)
     _check_finite(spec, nngp, ntk, dtype)
     return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
+
+
+def _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2) -> float:
+    """Fraction of input pairs with |rho| > HOT_RHO (the Mehler series converges slowly there), on
+    at most 256 x 256 evenly spread pairs."""
+    r1 = np.linspace(0, x1.shape[0] - 1, min(x1.shape[0], 256)).astype(int)
+    r2 = np.linspace(0, x2.shape[0] - 1, min(x2.shape[0], 256)).astype(int)
+    s = w2 * (np.asarray(x1[r1], np.float64) @ np.asarray(x2[r2], np.float64).T) / x1.shape[1] + b2
+    root = np.sqrt(np.outer(np.asarray(hist1[0][r1], np.float64), np.asarray(hist2[0][r2], np.float64)))
+    rho = np.abs(s) / np.where(root > 0, root, np.inf)
+    return float(np.mean(rho > _mehler.HOT_RHO))
+
+
+def _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmetric, dtype, spec):
+    """Fully connected kernels of a quadrature activation by Mehler series (`_mehler`), pairs whose
+    series converges too slowly by the 2-D quadrature; None where the series does not fit (many
+    correlations near 1 at the input, or variances too large for its coefficients)."""
+    n1, n2 = x1.shape[0], x2.shape[0]
+    if depth == 0 or n1 * n2 < 64:
+        return None
+    hist1, hist2 = np.asarray(hist1), np.asarray(hist2)
+    if _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2) > _mehler.HOT_INPUT_FRACTION:
+        return None
+    diag_n = quadrature_nodes(np.inf, dtype)
+    moments = [_diagonal_moments(h, w2, b2, activation=act, n=diag_n) for h in ((hist1,) if symmetric else (hist1, hist2))]
+    points = list(zip((hist1, hist2), moments))
+    terms = [_mehler.terms_per_layer(act, h, np.asarray(m), np.asarray(err), dtype) for h, (m, _, err) in points]
+    if any(t is None for t in terms):
+        return None
+    terms = np.maximum(terms[0], terms[-1])  # one table shape for both sides
+    tables = []
+    for h, (m, dv, err) in points:
+        built = _mehler.layer_tables(act, h, np.asarray(m), np.asarray(err), np.asarray(dv), terms, dtype)
+        if built is None:
+            return None
+        tables.append(built)
+    t1, t2 = tables[0], tables[-1]
+    ktab = _mehler.term_table(t1, terms, dtype)
+    if not symmetric:
+        ktab = np.maximum(ktab, _mehler.term_table(t2, terms, dtype))
+    c2t, d2t, tc2t, td2t = t2.transposed()
+    nngp = np.empty((n1, n2), dtype)
+    ntk = np.empty((n1, n2), dtype)
+    row_bound = np.zeros(n1, dtype)
+    hot = np.zeros((n1, n2), np.uint8)
+    eps = dtype(np.finfo(dtype).eps)
+    hot_tol = dtype(_mehler.HOT_FACTOR * _mehler.TOLERANCE[np.dtype(dtype)])
+    xa = np.ascontiguousarray(x1, dtype)
+    xb = xa if symmetric else np.ascontiguousarray(x2, dtype)
+    from . import _fast
+
+    _fast.run_split(_mehler.mehler_rows, (n1 + 1) // 2, xa, xb, t1.c, t1.d, t1.tail_c, t1.tail_d, t1.scalars,
+                    c2t, d2t, tc2t, td2t, t2.scalars, ktab, dtype(w2), dtype(b2), eps, hot_tol, symmetric,
+                    nngp, ntk, row_bound, hot, dtype)
+    bound = float(np.max(row_bound, initial=0.0))
+    if symmetric:
+        idx = np.arange(n1)
+        nngp[idx, idx] = np.asarray(hist1[-1], dtype)
+        ntk[idx, idx] = np.asarray(theta1, dtype)
+        m, dv, err = moments[0]
+        bound = max(bound, _diagonal_bound_from(hist1, np.asarray(m, np.float64), np.asarray(dv, np.float64),
+                                                np.asarray(err, np.float64), w2))
+    ii, jj = np.nonzero(hot)
+    if ii.size:
+        m1, dv1, _ = moments[0]
+        m2, dv2, _ = moments[-1]
+        bound = max(bound, _quadrature_pairs(x1, x2, ii, jj, hist1, hist2, m1, m2, dv1, dv2, w2, b2, act, depth,
+                                             dtype, nngp, ntk))
+    if symmetric:
+        _fast.mirror_lower_parallel(nngp, ntk)
+    _check_finite(spec, nngp, ntk, dtype)
+    return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
+
+
+def _quadrature_pairs(x1, x2, ii, jj, hist1, hist2, m1, m2, dv1, dv2, w2, b2, act, depth, dtype, nngp, ntk):
+    """Entries (ii[k], jj[k]) of the kernels by the 2-D quadrature (`_mlp_tiles_quadrature` with
+    1 x 1 tiles), written into nngp / ntk; returns their largest error bound."""
+    n = _layer_nodes(hist1, hist2, dtype)
+    m1, m2 = np.moveaxis(np.asarray(m1), 1, 0), np.moveaxis(np.asarray(m2), 1, 0)  # (n, depth, 5)
+    h1, h2, d1, d2 = np.asarray(hist1).T, np.asarray(hist2).T, np.asarray(dv1).T, np.asarray(dv2).T
+    bound = 0.0
+    batch = min(4096, 1 << max(3, int(ii.size - 1).bit_length()))
+    for start in range(0, ii.size, batch):
+        i, j = ii[start : start + batch], jj[start : start + batch]
+        pad = batch - i.size
+        i, j = np.concatenate([i, np.repeat(i[-1:], pad)]), np.concatenate([j, np.repeat(j[-1:], pad)])
+        s, t, err = _mlp_tiles_quadrature(
+            x1[i][:, None], x2[j][:, None], h1[i][:, :, None], h2[j][:, :, None], m1[i][:, :, None],
+            m2[j][:, :, None], d1[i][:, :, None], d2[j][:, :, None], w2, b2, activation=act, depth=depth, n=n)
+        k = batch - pad
+        nngp[i[:k], j[:k]] = np.asarray(s)[:k, 0, 0]
+        ntk[i[:k], j[:k]] = np.asarray(t)[:k, 0, 0]
+        bound = max(bound, float(np.max(np.asarray(err)[:k])))
+    return bound
 
 
 def _mlp_kernels_quadrature(x1, x2, hist1, hist2, w2, b2, act, depth, symmetric, dtype, spec):
@@ -703,8 +804,10 @@ def _choose_engine(spec, engine):
     if engine not in ("auto", "numba", "jax"):
         raise ValueError(f"engine must be 'auto', 'numba' or 'jax', got {engine!r}")
     closed = isinstance(spec.activation, str) and spec.activation in _FAST_ACTIVATIONS
+    if isinstance(spec, MLP):  # every activation: closed forms compiled, the others by Mehler series
+        return "numba" if engine == "auto" else engine
     if engine == "numba" and not closed:
-        raise ValueError(f"engine='numba' supports only closed-form activations, not {spec.activation!r}")
+        raise ValueError(f"engine='numba' supports only closed-form activations for CNNs, not {spec.activation!r}")
     if engine == "auto":
         return "numba" if closed else "jax"
     return engine
@@ -724,8 +827,10 @@ def infinite_kernels(spec: NetworkSpec, x1, x2=None, *, engine: str = "auto") ->
     inputs, KernelSizeError when the output cannot fit in memory, KernelOverflowError when the
     kernel leaves the floating point range.
 
-    engine: "numba" (compiled CPU kernels, closed-form activations only), "jax" (XLA; every
-    activation, 2-D quadrature for those without a closed form) or "auto" (numba when it can)."""
+    engine: "numba" (compiled CPU kernels: closed forms; for an MLP with any other activation the
+    Mehler series of `_mehler`, with pairs of correlation near 1 by 2-D quadrature), "jax" (XLA;
+    every activation, 2-D quadrature for those without a closed form) or "auto" (numba when it can;
+    CNNs with a quadrature activation use jax)."""
     if isinstance(spec, (MLP, CNN)):
         engine = _choose_engine(spec, engine)
     if isinstance(spec, MLP):
@@ -763,6 +868,11 @@ def _diagonal_error_bound(hist, w2, b2, activation, dtype) -> float:
     covariance is the variance: no off-diagonal term), run on the diagonal alone."""
     m, dvar, err = (np.asarray(a, np.float64) for a in _diagonal_moments(
         hist, w2, b2, activation=activation, n=quadrature_nodes(np.inf, dtype)))
+    return _diagonal_bound_from(hist, m, dvar, err, w2)
+
+
+def _diagonal_bound_from(hist, m, dvar, err, w2) -> float:
+    """`_diagonal_error_bound` from `_diagonal_moments`' arrays (float64)."""
     w2 = float(w2)
     theta = np.asarray(hist[0], np.float64)
     dth = np.zeros_like(theta)
