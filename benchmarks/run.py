@@ -4,8 +4,8 @@
 
 Time = best of 3 runs after a warm-up run (compilation excluded), result fully computed.
 FIG3, JACOT, DN1 and LZ1 are the project's own targets (issues 3, 5, 11 and 13), timed once, cold,
-as a user waits for them (DN1 also reports its floor); they are not in the shared list and run only
-when named.
+as a user waits for them (DN1 also reports its floor); TANH1 is W1 with tanh, warm, beside W2
+(issue 14). They are not in the shared list and run only when named.
 """
 import json
 import sys
@@ -40,6 +40,18 @@ def w2():
 
     spec, x = nc.MLP(depth=10, width=512, w_std=1.5, b_std=0.05, activation="erf"), data((2000, 10))
     return best_time(lambda: nc.infinite_kernels(spec, x).ntk)
+
+
+def tanh1():
+    """Issue 14's speed target: W1 with tanh (the Mehler series), warm, best of 3, and W2 (erf) in
+    the same run for the ratio ("within 3x of erf")."""
+    import ntk_core as nc
+
+    x = data((2000, 10))
+    spec = nc.MLP(depth=10, width=512, w_std=1.5, b_std=0.05, activation="tanh")
+    seconds = best_time(lambda: nc.infinite_kernels(spec, x).ntk)
+    erf = w2()
+    return {"seconds": seconds, "erf_seconds": erf, "ratio_to_erf": seconds / erf}
 
 
 def _cnn(readout):
@@ -176,7 +188,7 @@ def lz1():
 
 
 WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7, "W8": w8, "FIG3": fig3,
-             "JACOT": jacot, "DN1": dn1, "LZ1": lz1}
+             "JACOT": jacot, "DN1": dn1, "LZ1": lz1, "TANH1": tanh1}
 
 
 def main(names):

@@ -440,15 +440,17 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
     return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
 
 
-def _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2) -> float:
+def _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2, symmetric) -> float:
     """Fraction of input pairs with |rho| > HOT_RHO (the Mehler series converges slowly there), on
-    at most 256 x 256 evenly spread pairs."""
+    at most 256 x 256 evenly spread pairs; without a point's pair with itself (symmetric)."""
     r1 = np.linspace(0, x1.shape[0] - 1, min(x1.shape[0], 256)).astype(int)
     r2 = np.linspace(0, x2.shape[0] - 1, min(x2.shape[0], 256)).astype(int)
     s = w2 * (np.asarray(x1[r1], np.float64) @ np.asarray(x2[r2], np.float64).T) / x1.shape[1] + b2
     root = np.sqrt(np.outer(np.asarray(hist1[0][r1], np.float64), np.asarray(hist2[0][r2], np.float64)))
-    rho = np.abs(s) / np.where(root > 0, root, np.inf)
-    return float(np.mean(rho > _mehler.HOT_RHO))
+    near = np.abs(s) > _mehler.HOT_RHO * root
+    if symmetric:
+        near = near[r1[:, None] != r2[None, :]]
+    return float(np.mean(near)) if near.size else 0.0
 
 
 def _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmetric, dtype, spec):
@@ -456,10 +458,10 @@ def _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmet
     series converges too slowly by the 2-D quadrature; None where the series does not fit (many
     correlations near 1 at the input, or variances too large for its coefficients)."""
     n1, n2 = x1.shape[0], x2.shape[0]
-    if depth == 0 or n1 * n2 < 64:
+    if depth == 0:
         return None
     hist1, hist2 = np.asarray(hist1), np.asarray(hist2)
-    if _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2) > _mehler.HOT_INPUT_FRACTION:
+    if _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2, symmetric) > _mehler.HOT_INPUT_FRACTION:
         return None
     diag_n = quadrature_nodes(np.inf, dtype)
     moments = [_diagonal_moments(h, w2, b2, activation=act, n=diag_n) for h in ((hist1,) if symmetric else (hist1, hist2))]
@@ -489,7 +491,7 @@ def _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmet
     xb = xa if symmetric else np.ascontiguousarray(x2, dtype)
     from . import _fast
 
-    _fast.run_split(_mehler.mehler_rows, (n1 + 1) // 2, xa, xb, t1.c, t1.d, t1.tail_c, t1.tail_d, t1.scalars,
+    _fast.run_split(_mehler.mehler_rows, (-(-n1 // _mehler.ROW_TILE) + 1) // 2, xa, xb, t1.c, t1.d, t1.tail_c, t1.tail_d, t1.scalars,
                     c2t, d2t, tc2t, td2t, t2.scalars, ktab, dtype(w2), dtype(b2), eps, hot_tol, symmetric,
                     nngp, ntk, row_bound, hot, dtype)
     bound = float(np.max(row_bound, initial=0.0))
@@ -512,6 +514,9 @@ def _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmet
     return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
 
 
+HOT_PAIR_BATCH = 64
+
+
 def _quadrature_pairs(x1, x2, ii, jj, hist1, hist2, m1, m2, dv1, dv2, w2, b2, act, depth, dtype, nngp, ntk):
     """Entries (ii[k], jj[k]) of the kernels by the 2-D quadrature (`_mlp_tiles_quadrature` with
     1 x 1 tiles), written into nngp / ntk; returns their largest error bound."""
@@ -519,7 +524,7 @@ def _quadrature_pairs(x1, x2, ii, jj, hist1, hist2, m1, m2, dv1, dv2, w2, b2, ac
     m1, m2 = np.moveaxis(np.asarray(m1), 1, 0), np.moveaxis(np.asarray(m2), 1, 0)  # (n, depth, 5)
     h1, h2, d1, d2 = np.asarray(hist1).T, np.asarray(hist2).T, np.asarray(dv1).T, np.asarray(dv2).T
     bound = 0.0
-    batch = min(4096, 1 << max(3, int(ii.size - 1).bit_length()))
+    batch = HOT_PAIR_BATCH  # one compiled shape per depth and node count
     for start in range(0, ii.size, batch):
         i, j = ii[start : start + batch], jj[start : start + batch]
         pad = batch - i.size

@@ -38,6 +38,9 @@ from numba import njit
 from ._activations import _elementwise_grad, activation_fn
 from ._fast import input_covariance_row
 
+# Above this variance the 2-D quadrature takes over: the coefficients' rule would need ~26 sqrt(q)
+# nodes, and the series' bound grows loose (1,000x the error at q ~ 5e4).
+MAX_VARIANCE = 100.0
 _HALF_WIDTH = 13.0  # |h_k(z)| phi(z)^(1/2) <= 1.09 (Cramer): |z| > 13 carries < 1e-18 of any c_k
 MAX_TERMS = {np.dtype(np.float64): 256, np.dtype(np.float32): 128}
 # Target error of one layer's series, relative to sqrt(E phi(u)^2 E phi(v)^2): near the rounding
@@ -48,7 +51,8 @@ HOT_FACTOR = 16.0  # a pair whose series error exceeds HOT_FACTOR * TOLERANCE go
 HOT_INPUT_FRACTION = 0.2  # more input pairs than this with |rho| > HOT_RHO: use the 2-D quadrature for all
 HOT_RHO = 0.95
 _BUCKETS = 256  # |rho| buckets of the per-layer table of terms
-_ROW_BLOCK = 64  # columns sharing one number of terms (the largest |rho| among them decides)
+_ROW_BLOCK = 64  # columns sharing one number of terms (the largest |rho| in the tile's block decides)
+ROW_TILE = 4  # rows sharing each loaded column coefficient
 
 
 @functools.lru_cache(maxsize=16)
@@ -104,7 +108,8 @@ def _grid_step(q_max: float, n_terms: int) -> float:
     of step 2h, which the error estimate of `_coefficients` uses, must resolve h_k phi too:
     pi / h >= sqrt(4K + 2) + 6 (its Gaussian tail beyond that frequency is below 1e-8)."""
     top = math.sqrt(4 * n_terms + 2)
-    return min(2 * math.pi / (24.0 * math.sqrt(max(q_max, 0.25)) + top), math.pi / (top + 6.0))
+    step = min(2 * math.pi / (24.0 * math.sqrt(max(q_max, 0.25)) + top), math.pi / (top + 6.0))
+    return 2.0 ** (math.floor(8 * math.log2(step)) / 8)  # on a grid, so that `_weighted_hermite`'s cache hits
 
 
 class LayerTables:
@@ -163,11 +168,14 @@ def _layer_coefficients(f, q, m, me, n_terms, dtype):
 
 def terms_per_layer(activation, hist, moments, moment_err, dtype):
     """Per layer, the number of terms K_l that the point of largest variance needs for |rho| up to
-    HOT_RHO (its coefficients up to MAX_TERMS); None when they miss the tolerance."""
+    HOT_RHO (its coefficients up to MAX_TERMS); None when they miss the tolerance or a variance
+    exceeds MAX_VARIANCE."""
     dtype = np.dtype(dtype)
     f = activation_fn(activation)
     cap, tol = MAX_TERMS[dtype], TOLERANCE[dtype]
     hist = np.asarray(hist, dtype)
+    if not np.max(hist[:-1], initial=0.0) <= MAX_VARIANCE:
+        return None
     terms = np.zeros(hist.shape[0] - 1, np.int64)
     for layer in range(terms.size):
         q, m, me = hist[layer], np.asarray(moments[layer], np.float64), np.asarray(moment_err[layer], np.float64)
@@ -224,110 +232,145 @@ def term_table(tables: LayerTables, terms, dtype):
 @njit(nogil=True, cache=True, fastmath=True)
 def mehler_rows(k0, k1, x1, x2, c1, d1, tc1, td1, p1, c2t, d2t, tc2t, td2t, p2, ktab, w2, b2, eps, hot_tol,
                 symmetric, out_s, out_t, out_bound, hot, ft):
-    """Rows k and n1 - 1 - k, k0 <= k < k1 <= (n1 + 1) // 2, of the NNGP / NTK by Mehler series
-    (module docstring), with per-entry error bounds propagated as `_infinite._quadrature_layer`.
-    c1, d1, tc1, td1 (depth, n1, K + 1) and p1 (depth, 12, n1): `LayerTables` of x1; the column side
-    transposed (depth, K + 1, n2). symmetric: columns > the row only (the diagonal and the lower
-    triangle are filled by the caller). hot[i, j] = 1 marks entries whose series did not converge
-    (left to the 2-D quadrature): relative series error above hot_tol; out_bound[i] is the largest
-    bound of the row's other entries. eps: the working precision's machine epsilon.
-    Loops run over contiguous column vectors so that LLVM vectorizes them."""
+    """Row tiles k and T - 1 - k (T tiles of ROW_TILE rows), k0 <= k < k1 <= (T + 1) // 2, of the
+    NNGP / NTK by Mehler series (module docstring), with per-entry error bounds propagated as
+    `_infinite._quadrature_layer`. c1, d1, tc1, td1 (depth, n1, K + 1) and p1 (depth, 12, n1):
+    `LayerTables` of x1; the column side transposed (depth, K + 1, n2). symmetric: columns > the
+    row only (the diagonal and the lower triangle are filled by the caller). hot[i, j] = 1 marks
+    entries whose series did not converge (left to the 2-D quadrature): relative series error above
+    hot_tol; out_bound[i] is the largest bound of row i's other entries. eps: the working
+    precision's machine epsilon. The rows of a tile share each column coefficient they load, and
+    the loops run over contiguous column vectors so that LLVM vectorizes them."""
     rows = x1.shape[0]
     n2, d = x2.shape
     depth = c1.shape[0]
     buckets = ktab.shape[1]
     inv_d = ft(1.0) / ft(d)
-    s = np.empty(n2, x1.dtype)
-    t = np.empty(n2, x1.dtype)
-    ds = np.empty(n2, x1.dtype)
-    dt = np.empty(n2, x1.dtype)
-    rho = np.empty(n2, x1.dtype)
-    v = np.empty(n2, x1.dtype)
-    vd = np.empty(n2, x1.dtype)
-    flag = np.empty(n2, x1.dtype)
+    tiles = (rows + ROW_TILE - 1) // ROW_TILE
+    s = np.empty((ROW_TILE, n2), x1.dtype)
+    t = np.empty((ROW_TILE, n2), x1.dtype)
+    ds = np.empty((ROW_TILE, n2), x1.dtype)
+    dt = np.empty((ROW_TILE, n2), x1.dtype)
+    rho = np.empty((ROW_TILE, n2), x1.dtype)
+    v = np.empty((ROW_TILE, n2), x1.dtype)
+    vd = np.empty((ROW_TILE, n2), x1.dtype)
+    flag = np.empty((ROW_TILE, n2), x1.dtype)
+    pw = np.empty((ROW_TILE, n2), x1.dtype)
+    sq = np.empty((ROW_TILE, n2), x1.dtype)
+    ck = np.empty(ROW_TILE, x1.dtype)
+    dk = np.empty(ROW_TILE, x1.dtype)
     for k in range(k0, k1):
         for which in range(2):
-            r = np.int64(k) if which == 0 else np.int64(rows - 1 - k)
-            if which == 1 and r == k:
+            tile = np.int64(k) if which == 0 else np.int64(tiles - 1 - k)
+            if which == 1 and tile == k:
                 continue
-            i = r
-            c0 = i + 1 if symmetric else np.int64(0)
+            i0 = tile * ROW_TILE
+            nr = min(ROW_TILE, rows - i0)
+            c0 = i0 + 1 if symmetric else np.int64(0)
             m = np.int64(n2 - c0)
             if m <= 0:
-                out_bound[i] = 0.0
+                for r in range(nr):
+                    out_bound[i0 + r] = 0.0
                 continue
-            input_covariance_row(x1, x2, i, c0, m, w2, b2, inv_d, s, t, ft)
-            for j in range(m):
-                ds[j] = 0.0
-                dt[j] = 0.0
-                flag[j] = 0.0
+            for r in range(nr):
+                input_covariance_row(x1, x2, i0 + r, c0, m, w2, b2, inv_d, s[r], t[r], ft)
+                for j in range(m):
+                    ds[r, j] = 0.0
+                    dt[r, j] = 0.0
+                    flag[r, j] = 0.0
             for layer in range(depth):
                 pa = p1[layer]
-                inv_a, root_a = pa[1, i], pa[2, i]
-                s0a, s1a, s2a, s3a = pa[3, i], pa[4, i], pa[5, i], pa[6, i]
-                nca, eca, nda, eda, dva = pa[7, i], pa[8, i], pa[9, i], pa[10, i], pa[11, i]
                 inv_b = p2[layer, 1, c0:]
-                for j in range(m):
-                    rho[j] = min(max(s[j] * inv_a * inv_b[j], ft(-1.0)), ft(1.0))
+                for r in range(nr):
+                    inv_a = pa[1, i0 + r]
+                    below = r if symmetric else 0  # columns c0 + j <= i0 + r: not this row's
+                    for j in range(m):
+                        x = min(max(s[r, j] * inv_a * inv_b[j], ft(-1.0)), ft(1.0))
+                        rho[r, j] = x if j >= below else ft(0.0)
                 for j0 in range(0, m, _ROW_BLOCK):
                     j1 = min(j0 + _ROW_BLOCK, m)
+                    nb = j1 - j0
                     top = ft(0.0)
-                    for j in range(j0, j1):
-                        top = max(top, abs(rho[j]))
+                    for r in range(nr):
+                        for j in range(j0, j1):
+                            top = max(top, abs(rho[r, j]))
                     kk = ktab[layer, min(np.int64(top * buckets), buckets - 1)]
-                    ck, dk = c1[layer, i, kk], d1[layer, i, kk]
                     cb = c2t[layer, kk, c0 + j0 : c0 + j1]
                     db = d2t[layer, kk, c0 + j0 : c0 + j1]
-                    vb = v[j0:j1]
-                    vdb = vd[j0:j1]
-                    rb = rho[j0:j1]
-                    nb = j1 - j0
-                    for j in range(nb):
-                        vb[j] = ck * cb[j]
-                        vdb[j] = dk * db[j]
+                    for r in range(nr):
+                        cr, dr = c1[layer, i0 + r, kk], d1[layer, i0 + r, kk]
+                        vb, vdb = v[r, j0:j1], vd[r, j0:j1]
+                        for j in range(nb):
+                            vb[j] = cr * cb[j]
+                            vdb[j] = dr * db[j]
                     for step in range(kk):
                         kq = kk - 1 - step
-                        ck, dk = c1[layer, i, kq], d1[layer, i, kq]
                         cb = c2t[layer, kq, c0 + j0 : c0 + j1]
                         db = d2t[layer, kq, c0 + j0 : c0 + j1]
+                        for r in range(nr):
+                            ck[r] = c1[layer, i0 + r, kq]
+                            dk[r] = d1[layer, i0 + r, kq]
+                        for r in range(nr):
+                            cr, dr = ck[r], dk[r]
+                            vb, vdb, rb = v[r, j0:j1], vd[r, j0:j1], rho[r, j0:j1]
+                            for j in range(nb):
+                                vb[j] = vb[j] * rb[j] + cr * cb[j]
+                                vdb[j] = vdb[j] * rb[j] + dr * db[j]
+                    for r in range(nr):  # |rho|^(K+1) per entry, by repeated squaring
+                        pr, xr, rb = pw[r, j0:j1], sq[r, j0:j1], rho[r, j0:j1]
                         for j in range(nb):
-                            vb[j] = vb[j] * rb[j] + ck * cb[j]
-                            vdb[j] = vdb[j] * rb[j] + dk * db[j]
-                    power = ft(1.0)
-                    for _ in range(kk + 1):
-                        power *= top
-                    tca, tda = tc1[layer, i, kk] * power, td1[layer, i, kk] * power
+                            pr[j] = ft(1.0)
+                            xr[j] = abs(rb[j])
+                        e = kk + 1
+                        while e > 0:
+                            if e & 1:
+                                for j in range(nb):
+                                    pr[j] *= xr[j]
+                            e >>= 1
+                            if e > 0:
+                                for j in range(nb):
+                                    xr[j] *= xr[j]
                     tcb = tc2t[layer, kk, c0 + j0 : c0 + j1]
                     tdb = td2t[layer, kk, c0 + j0 : c0 + j1]
                     pb = p2[layer, :, c0 + j0 : c0 + j1]
                     round_terms = ft(2.0) * math.sqrt(ft(kk + 1)) * eps
-                    sb, tb, dsb, dtb, fb = s[j0:j1], t[j0:j1], ds[j0:j1], dt[j0:j1], flag[j0:j1]
-                    for j in range(nb):
-                        s0b, s1b, s2b, s3b = pb[3, j], pb[4, j], pb[5, j], pb[6, j]
-                        tail_v = tca * tcb[j]
-                        tail_vd = tda * tdb[j]
-                        over = max(tail_v - hot_tol * s0a * s0b, tail_vd - hot_tol * s1a * s1b)
-                        fb[j] = max(fb[j], over)
-                        avd = abs(vdb[j])
-                        rr = abs(rb[j]) * root_a * pb[2, j]
-                        ev = (tail_v + nca * pb[8, j] + eca * pb[7, j] + eca * pb[8, j]
-                              + round_terms * s0a * s0b + ft(4.0) * eps * rr * avd)
-                        evd = (tail_vd + nda * pb[10, j] + eda * pb[9, j] + eda * pb[10, j]
-                               + round_terms * s1a * s1b + ft(4.0) * eps * rr * s2a * s2b)
-                        dv = ev + avd * dsb[j] + ft(0.5) * (s2a * s0b * dva + s0a * s2b * pb[11, j])
-                        dvd = evd + s2a * s2b * dsb[j] + ft(0.5) * (s3a * s1b * dva + s1a * s3b * pb[11, j])
-                        new_s = w2 * vb[j] + b2
-                        new_ds = w2 * dv
-                        dtb[j] = new_ds + w2 * ((avd + dvd) * dtb[j] + abs(tb[j]) * dvd)
-                        tb[j] = new_s + w2 * vdb[j] * tb[j]
-                        sb[j] = new_s
-                        dsb[j] = new_ds
-            worst = ft(0.0)
-            for j in range(m):
-                out_s[i, c0 + j] = s[j]
-                out_t[i, c0 + j] = t[j]
-                is_hot = flag[j] > 0
-                hot[i, c0 + j] = is_hot
-                if not is_hot:
-                    worst = max(worst, max(ds[j], dt[j]))
-            out_bound[i] = worst
+                    for r in range(nr):
+                        i = i0 + r
+                        root_a = pa[2, i]
+                        s0a, s1a, s2a, s3a = pa[3, i], pa[4, i], pa[5, i], pa[6, i]
+                        nca, eca, nda, eda, dva = pa[7, i], pa[8, i], pa[9, i], pa[10, i], pa[11, i]
+                        tca, tda = tc1[layer, i, kk], td1[layer, i, kk]
+                        vb, vdb, rb, pr = v[r, j0:j1], vd[r, j0:j1], rho[r, j0:j1], pw[r, j0:j1]
+                        sb, tb, dsb, dtb, fb = s[r, j0:j1], t[r, j0:j1], ds[r, j0:j1], dt[r, j0:j1], flag[r, j0:j1]
+                        for j in range(nb):
+                            s0b, s1b, s2b, s3b = pb[3, j], pb[4, j], pb[5, j], pb[6, j]
+                            tail_v = pr[j] * tca * tcb[j]
+                            tail_vd = pr[j] * tda * tdb[j]
+                            over = max(tail_v - hot_tol * s0a * s0b, tail_vd - hot_tol * s1a * s1b)
+                            fb[j] = max(fb[j], over)
+                            avd = abs(vdb[j])
+                            rr = abs(rb[j]) * root_a * pb[2, j]
+                            ev = (tail_v + nca * pb[8, j] + eca * pb[7, j] + eca * pb[8, j]
+                                  + round_terms * s0a * s0b + ft(4.0) * eps * rr * avd)
+                            evd = (tail_vd + nda * pb[10, j] + eda * pb[9, j] + eda * pb[10, j]
+                                   + round_terms * s1a * s1b + ft(4.0) * eps * rr * s2a * s2b)
+                            dv = ev + avd * dsb[j] + ft(0.5) * (s2a * s0b * dva + s0a * s2b * pb[11, j])
+                            dvd = evd + s2a * s2b * dsb[j] + ft(0.5) * (s3a * s1b * dva + s1a * s3b * pb[11, j])
+                            new_s = w2 * vb[j] + b2
+                            new_ds = w2 * dv
+                            dtb[j] = new_ds + w2 * ((avd + dvd) * dtb[j] + abs(tb[j]) * dvd)
+                            tb[j] = new_s + w2 * vdb[j] * tb[j]
+                            sb[j] = new_s
+                            dsb[j] = new_ds
+            for r in range(nr):
+                i = i0 + r
+                below = r if symmetric else 0
+                worst = ft(0.0)
+                for j in range(below, m):
+                    out_s[i, c0 + j] = s[r, j]
+                    out_t[i, c0 + j] = t[r, j]
+                    is_hot = flag[r, j] > 0
+                    hot[i, c0 + j] = is_hot
+                    if not is_hot:
+                        worst = max(worst, max(ds[r, j], dt[r, j]))
+                out_bound[i] = worst

@@ -47,7 +47,7 @@ def _check_against_quadrature(spec, x1, x2=None):
 @pytest.mark.parametrize("activation", QUADRATURE_ACTIVATIONS)
 def test_series_engine_matches_the_quadrature(activation, mehler_runs):
     rng = np.random.default_rng(5)
-    x1, x2 = rng.standard_normal((40, 6)), rng.standard_normal((23, 6))
+    x1, x2 = rng.standard_normal((41, 6)), rng.standard_normal((23, 6))  # 41: a partial tile of rows
     spec = nc.MLP(depth=4, w_std=1.5, b_std=0.2, activation=activation)
     _check_against_quadrature(spec, x1)
     _check_against_quadrature(spec, x1, x2)
@@ -74,15 +74,15 @@ def test_series_engine_falls_back_on_one_dimensional_inputs(mehler_runs):
 
 
 def test_series_engine_at_large_variances(mehler_runs):
-    """Variances ~1e2: the coefficients' rule takes a finer step (tanh(11 z)), slow pairs go to the
-    quadrature; whichever way, the result agrees with the quadrature engine within both bounds."""
+    """Variances ~1e2 and above (MAX_VARIANCE): the 2-D quadrature takes over in the layers and
+    pairs the series does not fit; the result agrees with the quadrature engine within both bounds."""
     x = np.random.default_rng(7).standard_normal((16, 4))
     spec = nc.MLP(depth=2, w_std=10.0, b_std=5.0, activation="tanh")
     series = nc.infinite_kernels(spec, x, engine="numba")
     quad = nc.infinite_kernels(spec, x, engine="jax")
     err = max(np.max(np.abs(series.ntk - quad.ntk)), np.max(np.abs(series.nngp - quad.nngp)))
     assert err <= series.dual_error_bound + quad.dual_error_bound
-    assert series.relative_error_bound < 1e-9
+    assert series.relative_error_bound < 1e-6  # below the pages' notice threshold
 
 
 @pytest.mark.parametrize("activation,q", [("tanh", 0.3), ("tanh", 6.5), ("softplus", 9.0), ("sigmoid", 4.0)])
