@@ -440,6 +440,21 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
     return Kernels(nngp=nngp, ntk=ntk, dual_error_bound=bound)
 
 
+def _point_moments(hist1, hist2, symmetric, w2, b2, act, dtype):
+    """`_diagonal_moments` (moments, variance error bounds, moment errors) of both point sets; the
+    second is the first when symmetric."""
+    first = _diagonal_moments(hist1, w2, b2, activation=act, n=quadrature_nodes(np.inf, dtype))
+    return first, first if symmetric else _diagonal_moments(hist2, w2, b2, activation=act,
+                                                             n=quadrature_nodes(np.inf, dtype))
+
+
+def _quadrature_rows(x, hist, m, dv, padded):
+    """Per-point inputs of `_mlp_tiles_quadrature`, indexed by point and padded to `padded` rows:
+    x (n, d), variances (n, depth + 1), moments (n, depth, 5), variance error bounds (n, depth + 1)."""
+    return (_pad_rows(x, padded), _pad_rows(np.asarray(hist).T, padded),
+            _pad_rows(np.moveaxis(np.asarray(m), 1, 0), padded), _pad_rows(np.asarray(dv).T, padded))
+
+
 def _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2, symmetric) -> float:
     """Fraction of input pairs with |rho| > HOT_RHO (the Mehler series converges slowly there), on
     at most 256 x 256 evenly spread pairs; without a point's pair with itself (symmetric)."""
@@ -463,9 +478,10 @@ def _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmet
     hist1, hist2 = np.asarray(hist1), np.asarray(hist2)
     if _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2, symmetric) > _mehler.HOT_INPUT_FRACTION:
         return None
-    diag_n = quadrature_nodes(np.inf, dtype)
-    moments = [_diagonal_moments(h, w2, b2, activation=act, n=diag_n) for h in ((hist1,) if symmetric else (hist1, hist2))]
-    points = list(zip((hist1, hist2), moments))
+    if not _mehler.variances_fit(hist1, hist2):
+        return None
+    moments = _point_moments(hist1, hist2, symmetric, w2, b2, act, dtype)
+    points = list(zip((hist1, hist2), moments))[: 1 if symmetric else 2]
     terms = [_mehler.terms_per_layer(act, h, np.asarray(m), np.asarray(err), dtype) for h, (m, _, err) in points]
     if any(t is None for t in terms):
         return None
@@ -504,8 +520,7 @@ def _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmet
                                                 np.asarray(err, np.float64), w2))
     ii, jj = np.nonzero(hot)
     if ii.size:
-        m1, dv1, _ = moments[0]
-        m2, dv2, _ = moments[-1]
+        (m1, dv1, _), (m2, dv2, _) = moments
         bound = max(bound, _quadrature_pairs(x1, x2, ii, jj, hist1, hist2, m1, m2, dv1, dv2, w2, b2, act, depth,
                                              dtype, nngp, ntk))
     if symmetric:
@@ -521,8 +536,8 @@ def _quadrature_pairs(x1, x2, ii, jj, hist1, hist2, m1, m2, dv1, dv2, w2, b2, ac
     """Entries (ii[k], jj[k]) of the kernels by the 2-D quadrature (`_mlp_tiles_quadrature` with
     1 x 1 tiles), written into nngp / ntk; returns their largest error bound."""
     n = _layer_nodes(hist1, hist2, dtype)
-    m1, m2 = np.moveaxis(np.asarray(m1), 1, 0), np.moveaxis(np.asarray(m2), 1, 0)  # (n, depth, 5)
-    h1, h2, d1, d2 = np.asarray(hist1).T, np.asarray(hist2).T, np.asarray(dv1).T, np.asarray(dv2).T
+    x1, h1, m1, d1 = _quadrature_rows(x1, hist1, m1, dv1, x1.shape[0])
+    x2, h2, m2, d2 = _quadrature_rows(x2, hist2, m2, dv2, x2.shape[0])
     bound = 0.0
     batch = HOT_PAIR_BATCH  # one compiled shape per depth and node count
     for start in range(0, ii.size, batch):
@@ -542,18 +557,11 @@ def _quadrature_pairs(x1, x2, ii, jj, hist1, hist2, m1, m2, dv1, dv2, w2, b2, ac
 def _mlp_kernels_quadrature(x1, x2, hist1, hist2, w2, b2, act, depth, symmetric, dtype, spec):
     n1, n2 = x1.shape[0], x2.shape[0]
     n = _layer_nodes(hist1, hist2, dtype)
-    diag_n = quadrature_nodes(np.inf, dtype)
-    m1, dv1, _ = _diagonal_moments(hist1, w2, b2, activation=act, n=diag_n)
-    m2, dv2, _ = (m1, dv1, None) if symmetric else _diagonal_moments(hist2, w2, b2, activation=act, n=diag_n)
+    (m1, dv1, _), (m2, dv2, _) = _point_moments(hist1, hist2, symmetric, w2, b2, act, dtype)
     cost = n * n * 29 // 16 + 4
     ta, tb, pairs, per_call = _tile_plan(n1, n2, symmetric, cost, np.dtype(dtype).itemsize)
-
-    def rows(x, hist, m, dv, padded):
-        return (_pad_rows(x, padded), _pad_rows(np.asarray(hist).T, padded),
-                _pad_rows(np.moveaxis(np.asarray(m), 1, 0), padded), _pad_rows(np.asarray(dv).T, padded))
-
-    rows_a = rows(x1, hist1, m1, dv1, _round_up(n1, ta))
-    rows_b = rows_a if symmetric else rows(x2, hist2, m2, dv2, _round_up(n2, tb))
+    rows_a = _quadrature_rows(x1, hist1, m1, dv1, _round_up(n1, ta))
+    rows_b = rows_a if symmetric else _quadrature_rows(x2, hist2, m2, dv2, _round_up(n2, tb))
 
     def compute(a, b):
         xa, va, ma, da = a

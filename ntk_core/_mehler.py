@@ -166,16 +166,19 @@ def _layer_coefficients(f, q, m, me, n_terms, dtype):
             np.maximum(scale_c, 1e-300), np.maximum(scale_d, 1e-300))
 
 
+def variances_fit(*hists) -> bool:
+    """Whether every variance entering a layer (hist[:-1] of each (depth + 1, n) history) is at
+    most MAX_VARIANCE (and not NaN)."""
+    return all(np.max(np.asarray(h)[:-1], initial=0.0) <= MAX_VARIANCE for h in hists)
+
+
 def terms_per_layer(activation, hist, moments, moment_err, dtype):
     """Per layer, the number of terms K_l that the point of largest variance needs for |rho| up to
-    HOT_RHO (its coefficients up to MAX_TERMS); None when they miss the tolerance or a variance
-    exceeds MAX_VARIANCE."""
+    HOT_RHO (its coefficients up to MAX_TERMS); None when they miss the tolerance."""
     dtype = np.dtype(dtype)
     f = activation_fn(activation)
     cap, tol = MAX_TERMS[dtype], TOLERANCE[dtype]
     hist = np.asarray(hist, dtype)
-    if not np.max(hist[:-1], initial=0.0) <= MAX_VARIANCE:
-        return None
     terms = np.zeros(hist.shape[0] - 1, np.int64)
     for layer in range(terms.size):
         q, m, me = hist[layer], np.asarray(moments[layer], np.float64), np.asarray(moment_err[layer], np.float64)
