@@ -18,7 +18,7 @@ import ntk_core as nc
 from .jobs import Job
 from .store import pack, unpack
 
-VERSION = "1"   # bump when ntk_core's depth recursion changes
+VERSION = "2"   # bump when ntk_core's depth recursion changes (2: stable predictor at rank-deficient depths)
 # The page's own controls and their defaults (the shared ones are controls.SHARED_DEFAULTS).
 PAGE_DEFAULTS: dict = {"d_data": "sphere", "d_n": 40, "d_dim": 3, "L_max": 10_000, "rho0": 0.5}
 # Cost model, timed on this 2-core machine (quiet, 2026-11-24; L_max 30 .. 10,000, 40 and 100

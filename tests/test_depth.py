@@ -200,6 +200,21 @@ def test_sphere_path_matches_direct_recursion(activation, w_std, b_std):
             np.testing.assert_allclose(k.predictor[i], pred, atol=1e-7)
 
 
+def test_predictor_of_a_singular_kernel_is_the_stable_minimum_norm_one():
+    """Depth 0: the input kernel of 12 points in 5 dimensions has rank 5, so Theta_bar(X, X) is
+    singular. The predictor is then the pseudo-inverse's (minimum norm), and the same when the
+    inputs move by rounding (a plain solve returned noise times 1e16, different on every CPU)."""
+    x = nc.sphere_points(12, 5, seed=1)
+    preds = []
+    for x_in in (x, x * (1 + 1e-15 * np.random.default_rng(0).standard_normal(x.shape))):
+        k = nc.normalized_kernels_vs_depth(x_in, "relu", 1.5, 0.0, 4, n_test=2)
+        preds.append(k.predictor[k.stored_index(0)])
+    tb = x @ x.T / np.sqrt(np.sum(x * x, 1)[:, None] * np.sum(x * x, 1)[None, :])
+    want = tb[10:, :10] @ np.linalg.pinv(tb[:10, :10], rcond=1e-10, hermitian=True)
+    np.testing.assert_allclose(preds[0], want, atol=1e-8)
+    np.testing.assert_allclose(preds[1], preds[0], atol=1e-8)
+
+
 def test_per_layer_summaries_match_stored_matrices():
     x = nc.digits_points(20, seed=2)
     k = nc.normalized_kernels_vs_depth(x, "erf", 1.5, 0.05, 300, n_test=3)

@@ -50,7 +50,8 @@ def _close(shipped, fresh, where):
             assert str(a) == str(b), f"{where}: {name}"
             continue
         assert a.shape == b.shape, f"{where}: {name}"
-        scale = float(np.max(np.abs(a))) if a.size else 0.0
+        finite = np.abs(a[np.isfinite(a)])  # a diverging run (lazy.catapult) holds inf / nan,
+        scale = float(np.max(finite)) if finite.size else 0.0  # compared as equal positions
         np.testing.assert_allclose(b, a, rtol=2e-3, atol=1e-4 * max(scale, 1.0),
                                    err_msg=f"{where}: {name}")
 
