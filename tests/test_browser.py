@@ -113,6 +113,18 @@ def wait_for_app(page, timeout_ms: int = 180_000) -> None:
     page.wait_for_function(IDLE_JS, timeout=timeout_ms)
 
 
+def wait_for_charts(page, n: int, timeout_ms: int = 180_000) -> None:
+    """Wait until at least n plotly charts are drawn and the app is idle: jobs finish in the
+    background and the page reruns itself, so a count taken at the first chart can be short."""
+    page.wait_for_function("(n) => document.querySelectorAll('.js-plotly-plot').length >= n",
+                           arg=n, timeout=timeout_ms)
+    wait_for_app(page, timeout_ms)
+
+
+def wait_for_text(page, text: str, timeout_ms: int = 180_000) -> None:
+    page.get_by_text(text).first.wait_for(state="visible", timeout=timeout_ms)
+
+
 def open_page(browser, url: str, dark: bool = False, timeout_ms: int = 180_000):
     context = browser.new_context(viewport={"width": 1500, "height": 1100},
                                   color_scheme="dark" if dark else "light")
@@ -139,7 +151,7 @@ def test_finite_vs_infinite_page(server, browser):
     the URL follows, and the warm rerun (nothing to train) is timed."""
     page = open_page(browser, server + "/finite_vs_infinite?steps=2000&K=3&t=1")
     assert_no_exception(page)
-    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    wait_for_charts(page, 2, 120_000)
     assert page.locator(".js-plotly-plot").count() == 2
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
     before = chart_signature(page, 0)
@@ -223,9 +235,9 @@ def test_depth_page(server, browser):
     heatmaps and is bound to the URL."""
     page = open_page(browser, server + "/depth?L_max=10000&L=10")
     assert_no_exception(page)
-    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    wait_for_charts(page, 7, 120_000)
     assert page.locator(".js-plotly-plot").count() == 7
-    assert page.get_by_text("Claim (seed 002").first.is_visible()
+    wait_for_text(page, "Claim (seed 002")
     heatmap = page.evaluate(
         "() => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[2].data[0].z)")
     # streamlit 1.67 draws sliders as react-aria <input type="range">
@@ -255,10 +267,10 @@ def test_kernel_convergence_page(server, browser):
                      "&sigma_b=0.1&cv_w1=64&cv_w2=1024&cv_seeds=5&cv_steps=50&cv_smin=32"
                      "&cv_smax=1024&cv_sseeds=2&cv_spoints=8")
     assert_no_exception(page)
-    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
+    wait_for_charts(page, 3)
+    wait_for_text(page, "fitted slope")
     assert page.locator(".js-plotly-plot").count() == 3
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
-    assert page.get_by_text("fitted slope").first.is_visible()
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.set_viewport_size({"width": 1500, "height": 3000})
     wait_for_app(page)
@@ -279,7 +291,7 @@ def test_deep_narrow_page(server, browser):
     assert_no_exception(page)
     assert page.locator(".js-plotly-plot").count() == 5
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
-    assert page.get_by_text("Fitted slope").first.is_visible()
+    wait_for_text(page, "Fitted slope")
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.set_viewport_size({"width": 1500, "height": 4200})
     wait_for_app(page)
@@ -293,12 +305,10 @@ def test_lazy_training_page(server, browser):
     page = open_page(browser, server + "/lazy_training?depth=1&width=64&lz_wmin=16&lz_wmax=256"
                      "&lz_seeds=2&lz_steps=200&lz_csteps=100")
     assert_no_exception(page)
-    page.wait_for_selector(".js-plotly-plot", timeout=240_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 8",
-                           timeout=240_000)
+    wait_for_charts(page, 8, 240_000)
+    for text in ("Fitted log-log slopes", "What the computation gives"):
+        wait_for_text(page, text, 240_000)
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
-    assert page.get_by_text("Fitted log-log slopes").first.is_visible()
-    assert page.get_by_text("What the computation gives").first.is_visible()
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.set_viewport_size({"width": 1500, "height": 5200})
     wait_for_app(page)
@@ -312,10 +322,8 @@ def test_image_kernels_page(server, browser):
     page = open_page(browser, server + "/image_kernels?depth=3&ik_ntrain=100&ik_ntest=50&ik_cnn=0"
                                        "&activation=relu&sigma_w=1.4&sigma_b=0")
     assert_no_exception(page)
-    page.wait_for_selector(".js-plotly-plot", timeout=180_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 3",
-                           timeout=180_000)
-    assert page.get_by_text("Test accuracy against depth").first.is_visible()
+    wait_for_charts(page, 3)
+    wait_for_text(page, "Test accuracy against depth")
     assert_no_exception(page)
     os.makedirs(ARTIFACTS, exist_ok=True)
     page.set_viewport_size({"width": 1500, "height": 3600})
