@@ -508,7 +508,8 @@ def _mlp_kernels_mehler(x1, x2, hist1, hist2, theta1, w2, b2, act, depth, symmet
     from . import _fast
 
     _fast.run_split(_mehler.mehler_rows, (-(-n1 // _mehler.ROW_TILE) + 1) // 2, xa, xb, t1.c, t1.d, t1.tail_c, t1.tail_d, t1.scalars,
-                    c2t, d2t, tc2t, td2t, t2.scalars, ktab, dtype(w2), dtype(b2), eps, hot_tol, symmetric,
+                    c2t, d2t, tc2t, td2t, t2.scalars, ktab, dtype(w2), dtype(b2), eps,
+                    dtype(_mehler.FLOOR[np.dtype(dtype)]), hot_tol, symmetric,
                     nngp, ntk, row_bound, hot, dtype)
     bound = float(np.max(row_bound, initial=0.0))
     if symmetric:

@@ -50,6 +50,11 @@ COEFFICIENT_FACTOR = 1e3  # coefficients less accurate than this times TOLERANCE
 HOT_FACTOR = 16.0  # a pair whose series error exceeds HOT_FACTOR * TOLERANCE goes to the 2-D quadrature
 HOT_INPUT_FRACTION = 0.2  # more input pairs than this with |rho| > HOT_RHO: use the 2-D quadrature for all
 HOT_RHO = 0.95
+# Subnormal numbers cost ~100 cycles per operation on x86 (microcode assists): they halved the
+# speed of the pair kernel. Coefficients below FLOOR are set to 0 (their norm joins the coefficient
+# error), and the tails and |rho|^(K+1) are raised to at least FLOOR (still upper bounds), so that
+# no product of two or three of them leaves the normal range: FLOOR^3 is normal in each precision.
+FLOOR = {np.dtype(np.float64): 2.0 ** -300, np.dtype(np.float32): 2.0 ** -40}
 _BUCKETS = 256  # |rho| buckets of the per-layer table of terms
 _ROW_BLOCK = 64  # columns sharing one number of terms (the largest |rho| in the tile's block decides)
 ROW_TILE = 4  # rows sharing each loaded column coefficient
@@ -166,6 +171,12 @@ def _layer_coefficients(f, q, m, me, n_terms, dtype):
             np.maximum(scale_c, 1e-300), np.maximum(scale_d, 1e-300))
 
 
+def _flush_small(coef, err, floor):
+    """Coefficients below `floor` set to 0 (see FLOOR), their norm added to the error norm."""
+    small = np.abs(coef) < floor
+    return np.where(small, 0.0, coef), err + np.sqrt(np.sum(np.where(small, coef * coef, 0.0), axis=1))
+
+
 def variances_fit(*hists) -> bool:
     """Whether every variance entering a layer (hist[:-1] of each (depth + 1, n) history) is at
     most MAX_VARIANCE (and not NaN)."""
@@ -206,6 +217,9 @@ def layer_tables(activation, hist, moments, moment_err, dvar, terms, dtype):
         if full is None:
             return None
         c, d, ec, ed, tail_c, tail_d, _, _ = full
+        c, ec = _flush_small(c, ec, FLOOR[dtype])
+        d, ed = _flush_small(d, ed, FLOOR[dtype])
+        tail_c, tail_d = np.maximum(tail_c, FLOOR[dtype]), np.maximum(tail_d, FLOOR[dtype])
         k = c.shape[1]
         tables.c[layer, :, :k], tables.d[layer, :, :k] = c, d
         tables.tail_c[layer, :, :k], tables.tail_d[layer, :, :k] = tail_c, tail_d
@@ -233,8 +247,8 @@ def term_table(tables: LayerTables, terms, dtype):
 
 
 @njit(nogil=True, cache=True, fastmath=True)
-def mehler_rows(k0, k1, x1, x2, c1, d1, tc1, td1, p1, c2t, d2t, tc2t, td2t, p2, ktab, w2, b2, eps, hot_tol,
-                symmetric, out_s, out_t, out_bound, hot, ft):
+def mehler_rows(k0, k1, x1, x2, c1, d1, tc1, td1, p1, c2t, d2t, tc2t, td2t, p2, ktab, w2, b2, eps, floor,
+                hot_tol, symmetric, out_s, out_t, out_bound, hot, ft):
     """Row tiles k and T - 1 - k (T tiles of ROW_TILE rows), k0 <= k < k1 <= (T + 1) // 2, of the
     NNGP / NTK by Mehler series (module docstring), with per-entry error bounds propagated as
     `_infinite._quadrature_layer`. c1, d1, tc1, td1 (depth, n1, K + 1) and p1 (depth, 12, n1):
@@ -242,7 +256,7 @@ def mehler_rows(k0, k1, x1, x2, c1, d1, tc1, td1, p1, c2t, d2t, tc2t, td2t, p2, 
     row only (the diagonal and the lower triangle are filled by the caller). hot[i, j] = 1 marks
     entries whose series did not converge (left to the 2-D quadrature): relative series error above
     hot_tol; out_bound[i] is the largest bound of row i's other entries. eps: the working
-    precision's machine epsilon. The rows of a tile share each column coefficient they load, and
+    precision's machine epsilon, floor: FLOOR. The rows of a tile share each column coefficient they load, and
     the loops run over contiguous column vectors so that LLVM vectorizes them."""
     rows = x1.shape[0]
     n2, d = x2.shape
@@ -323,19 +337,25 @@ def mehler_rows(k0, k1, x1, x2, c1, d1, tc1, td1, p1, c2t, d2t, tc2t, td2t, p2, 
                         pr, xr, rb = pw[r, j0:j1], sq[r, j0:j1], rho[r, j0:j1]
                         for j in range(nb):
                             pr[j] = ft(1.0)
-                            xr[j] = abs(rb[j])
+                            xr[j] = max(abs(rb[j]), floor)
                         e = kk + 1
-                        while e > 0:
+                        while e > 0:  # every factor >= floor: the products stay normal numbers
                             if e & 1:
                                 for j in range(nb):
-                                    pr[j] *= xr[j]
+                                    pr[j] = max(pr[j] * xr[j], floor)
                             e >>= 1
                             if e > 0:
                                 for j in range(nb):
-                                    xr[j] *= xr[j]
+                                    xr[j] = max(xr[j] * xr[j], floor)
                     tcb = tc2t[layer, kk, c0 + j0 : c0 + j1]
                     tdb = td2t[layer, kk, c0 + j0 : c0 + j1]
-                    pb = p2[layer, :, c0 + j0 : c0 + j1]
+                    # 1-D slices: a 2-D view of p2 has a runtime stride in j, and its loads keep
+                    # the loop below from vectorizing
+                    jb0, jb1 = c0 + j0, c0 + j1
+                    b_root, b_s0, b_s1 = p2[layer, 2, jb0:jb1], p2[layer, 3, jb0:jb1], p2[layer, 4, jb0:jb1]
+                    b_s2, b_s3, b_nc = p2[layer, 5, jb0:jb1], p2[layer, 6, jb0:jb1], p2[layer, 7, jb0:jb1]
+                    b_ec, b_nd, b_ed = p2[layer, 8, jb0:jb1], p2[layer, 9, jb0:jb1], p2[layer, 10, jb0:jb1]
+                    b_dv = p2[layer, 11, jb0:jb1]
                     round_terms = ft(2.0) * math.sqrt(ft(kk + 1)) * eps
                     for r in range(nr):
                         i = i0 + r
@@ -346,19 +366,19 @@ def mehler_rows(k0, k1, x1, x2, c1, d1, tc1, td1, p1, c2t, d2t, tc2t, td2t, p2, 
                         vb, vdb, rb, pr = v[r, j0:j1], vd[r, j0:j1], rho[r, j0:j1], pw[r, j0:j1]
                         sb, tb, dsb, dtb, fb = s[r, j0:j1], t[r, j0:j1], ds[r, j0:j1], dt[r, j0:j1], flag[r, j0:j1]
                         for j in range(nb):
-                            s0b, s1b, s2b, s3b = pb[3, j], pb[4, j], pb[5, j], pb[6, j]
+                            s0b, s1b, s2b, s3b = b_s0[j], b_s1[j], b_s2[j], b_s3[j]
                             tail_v = pr[j] * tca * tcb[j]
                             tail_vd = pr[j] * tda * tdb[j]
                             over = max(tail_v - hot_tol * s0a * s0b, tail_vd - hot_tol * s1a * s1b)
                             fb[j] = max(fb[j], over)
                             avd = abs(vdb[j])
-                            rr = abs(rb[j]) * root_a * pb[2, j]
-                            ev = (tail_v + nca * pb[8, j] + eca * pb[7, j] + eca * pb[8, j]
+                            rr = abs(rb[j]) * root_a * b_root[j]
+                            ev = (tail_v + nca * b_ec[j] + eca * b_nc[j] + eca * b_ec[j]
                                   + round_terms * s0a * s0b + ft(4.0) * eps * rr * avd)
-                            evd = (tail_vd + nda * pb[10, j] + eda * pb[9, j] + eda * pb[10, j]
+                            evd = (tail_vd + nda * b_ed[j] + eda * b_nd[j] + eda * b_ed[j]
                                    + round_terms * s1a * s1b + ft(4.0) * eps * rr * s2a * s2b)
-                            dv = ev + avd * dsb[j] + ft(0.5) * (s2a * s0b * dva + s0a * s2b * pb[11, j])
-                            dvd = evd + s2a * s2b * dsb[j] + ft(0.5) * (s3a * s1b * dva + s1a * s3b * pb[11, j])
+                            dv = ev + avd * dsb[j] + ft(0.5) * (s2a * s0b * dva + s0a * s2b * b_dv[j])
+                            dvd = evd + s2a * s2b * dsb[j] + ft(0.5) * (s3a * s1b * dva + s1a * s3b * b_dv[j])
                             new_s = w2 * vb[j] + b2
                             new_ds = w2 * dv
                             dtb[j] = new_ds + w2 * ((avd + dvd) * dtb[j] + abs(tb[j]) * dvd)

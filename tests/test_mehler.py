@@ -102,3 +102,35 @@ def test_coefficient_errors_are_bounded(activation, q):
         actual = float(np.linalg.norm(c - c_ref))
         assert actual <= err[0], (actual, err[0])
         assert err[0] < 1e-11 * math.sqrt(float(np.sum(c_ref**2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tables_hold_no_subnormal_products(dtype):
+    """Subnormal numbers cost ~100 cycles per operation (they halved the pair kernel's speed):
+    coefficients are 0 or at least FLOOR, with the flushed ones' norm in the error norm, and the
+    tails are at least FLOOR, so products of up to three of them stay normal numbers."""
+    floor = _mehler.FLOOR[np.dtype(dtype)]
+    assert floor**3 >= np.finfo(dtype).tiny
+    q = np.array([0.05, 0.4, 2.0])  # small variances: coefficients that decay fast
+    m, me = (np.asarray(a, np.float64) for a in _activations_moments(q))
+    c, d, ec, ed, tail_c, tail_d, _, _ = _mehler._layer_coefficients(activation_fn("tanh"), q, m, me, 100,
+                                                                       np.dtype(dtype))
+    if dtype == np.float32:  # float64's coefficients stay above 2^-300 here
+        assert np.any((np.abs(c) > 0) & (np.abs(c) < floor)), "the case does not exercise the flush"
+    flushed, err = _mehler._flush_small(c, ec, floor)
+    assert not np.any((np.abs(flushed) > 0) & (np.abs(flushed) < floor))
+    dropped = np.linalg.norm(np.where(flushed == 0, c, 0.0), axis=1)
+    np.testing.assert_allclose(err - ec, dropped, rtol=1e-5)  # the error norms may be float32
+    tables = _mehler.layer_tables("tanh", np.stack([q, q]), m[None], me[None], np.zeros((2, 3)),
+                                  np.array([100]), np.dtype(dtype))
+    for a in (tables.c, tables.d):
+        assert not np.any((np.abs(a) > 0) & (np.abs(a) < floor))
+    assert np.all(tables.tail_c[0] >= floor) and np.all(tables.tail_d[0] >= floor)
+
+
+def _activations_moments(q):
+    """E[phi^(j)(u)^2] (5 rows, as `_infinite._diagonal_moments`) and their errors for tanh."""
+    from ntk_core._activations import quadrature_moments
+
+    m, err = quadrature_moments(activation_fn("tanh"), np.asarray(q), 200, orders=4)
+    return np.moveaxis(np.asarray(m), 0, -1), np.moveaxis(np.asarray(err), 0, -1)
