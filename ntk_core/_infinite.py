@@ -443,9 +443,12 @@ def _mlp_kernels(spec: MLP, x1, x2, engine):
 def _point_moments(hist1, hist2, symmetric, w2, b2, act, dtype):
     """`_diagonal_moments` (moments, variance error bounds, moment errors) of both point sets; the
     second is the first when symmetric."""
-    first = _diagonal_moments(hist1, w2, b2, activation=act, n=quadrature_nodes(np.inf, dtype))
-    return first, first if symmetric else _diagonal_moments(hist2, w2, b2, activation=act,
-                                                             n=quadrature_nodes(np.inf, dtype))
+    def moments(hist):  # the rule's node count for the largest variance entering a layer
+        top = float(np.max(np.asarray(hist)[:-1], initial=0.0))
+        return _diagonal_moments(hist, w2, b2, activation=act, n=quadrature_nodes(top, dtype))
+
+    first = moments(hist1)
+    return first, first if symmetric else moments(hist2)
 
 
 def _quadrature_rows(x, hist, m, dv, padded):

@@ -128,10 +128,18 @@ class LayerTables:
         self.tail_c = np.zeros((depth, n, n_terms + 1), dtype)  # sqrt(T_K) upper bounds
         self.tail_d = np.zeros((depth, n, n_terms + 1), dtype)
         self.scalars = np.zeros((depth, len(self.SCALARS), n), dtype)
+        self.used = np.full(depth, n_terms + 1, np.int64)  # terms filled per layer (K_l + 1)
 
     def transposed(self):
-        """Column-side layout: (depth, k, n), contiguous in the point index."""
-        return tuple(np.ascontiguousarray(np.swapaxes(a, 1, 2)) for a in (self.c, self.d, self.tail_c, self.tail_d))
+        """Column-side layout: (depth, k, n), contiguous in the point index; only the terms each
+        layer uses are copied (the rest stays 0)."""
+        out = []
+        for a in (self.c, self.d, self.tail_c, self.tail_d):
+            t = np.zeros((a.shape[0], a.shape[2], a.shape[1]), a.dtype)
+            for layer, k in enumerate(self.used):
+                t[layer, :k] = a[layer, :, :k].T
+            out.append(t)
+        return tuple(out)
 
 
 def _tails(coef, err, moment, moment_err, dtype):
@@ -149,11 +157,12 @@ def _relative_tails(tail_c, tail_d, scale_c, scale_d):
     return np.maximum(np.max(tail_c / scale_c[:, None], axis=0), np.max(tail_d / scale_d[:, None], axis=0)) ** 2
 
 
-def _terms_needed(rel, tol, rho=HOT_RHO) -> int:
-    """Smallest K with rho^(K+1) rel[K] <= tol (`_relative_tails`); the last K if none."""
-    k = np.arange(rel.size)
-    ok = np.nonzero(rho ** (k + 1.0) * rel <= tol)[0]
-    return int(ok[0]) if ok.size else rel.size - 1
+def _terms_needed(rel, tol, rho=HOT_RHO):
+    """Smallest K with rho^(K+1) rel[K] <= tol (`_relative_tails`); the last K if none. rho may be
+    an array (one K per entry)."""
+    rho = np.asarray(rho, np.float64)
+    ok = rho[..., None] ** (np.arange(rel.size) + 1.0) * rel <= tol
+    return np.where(np.any(ok, axis=-1), np.argmax(ok, axis=-1), rel.size - 1)
 
 
 def _layer_coefficients(f, q, m, me, n_terms, dtype):
@@ -221,6 +230,7 @@ def layer_tables(activation, hist, moments, moment_err, dvar, terms, dtype):
         d, ed = _flush_small(d, ed, FLOOR[dtype])
         tail_c, tail_d = np.maximum(tail_c, FLOOR[dtype]), np.maximum(tail_d, FLOOR[dtype])
         k = c.shape[1]
+        tables.used[layer] = k
         tables.c[layer, :, :k], tables.d[layer, :, :k] = c, d
         tables.tail_c[layer, :, :k], tables.tail_d[layer, :, :k] = tail_c, tail_d
         root = np.sqrt(q)
@@ -242,7 +252,7 @@ def term_table(tables: LayerTables, terms, dtype):
         k = int(terms[layer]) + 1
         rel = _relative_tails(*(a[layer, :, :k].astype(np.float64) for a in (tables.tail_c, tables.tail_d)),
                               *(np.maximum(tables.scalars[layer, j].astype(np.float64), 1e-300) for j in (3, 4)))
-        out[layer] = [_terms_needed(rel, tol, (b + 1.0) / _BUCKETS) for b in range(_BUCKETS)]
+        out[layer] = _terms_needed(rel, tol, (np.arange(_BUCKETS) + 1.0) / _BUCKETS)
     return out
 
 
