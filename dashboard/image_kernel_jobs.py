@@ -149,6 +149,20 @@ def cnn_compute(split: kr.ImageSplit, v: Mapping[str, Any], depth: int, readout:
     return compute
 
 
+CONSTANT_PREDICTOR_LOSS = 0.5 * (0.9**2 + 9 * 0.1**2)  # half squared error of predicting 0, 10 classes
+
+
+def cnn_summary(results, n_depths: int) -> tuple[np.ndarray, np.ndarray]:
+    """Test accuracy and final training loss of the finite-CNN jobs (`jobs_for_split`'s order:
+    readout gap then flatten, depth, seed), each (2, n_depths), the mean over seeds; NaN where a
+    job has no result."""
+    def field(name):
+        vals = [float(r[name]) if r is not None else np.nan for r in results]
+        return np.asarray(vals, float).reshape(2, n_depths, -1).mean(axis=2)
+
+    return field("acc"), field("loss")
+
+
 def net_params(v: Mapping[str, Any]) -> dict:
     return {k: v[k] for k in ("depth", "sigma_w", "sigma_b", "activation", "ik_ridge")}
 

@@ -131,14 +131,17 @@ if split is not None:
         series["CNTK-V"], series["CNN-GP-V"] = flat["acc_ntk"], flat["acc_nngp"]
     if fc is not None:
         series["FC NTK"] = fc["acc_ntk"]
+    cnn_caption = ""
     if cnn is not None:
-        nd = v["depth"]
-        per = [r["acc"] if r is not None else np.nan for r in cnn.results]
-        per = np.asarray(per, float).reshape(2, nd, -1).mean(axis=2)
-        if np.any(np.isfinite(per[0])):
-            series["CNN-GAP (SGD)"] = per[0]
-        if np.any(np.isfinite(per[1])):
-            series["CNN-V (SGD)"] = per[1]
+        per, cnn_loss = ij.cnn_summary(cnn.results, v["depth"])
+        losses = []
+        for name, acc, loss in zip(("CNN-GAP", "CNN-V"), per, cnn_loss):
+            if np.any(np.isfinite(acc)):
+                series[f"{name} (SGD)"] = acc
+                losses.append(f"{name} {np.nanmin(loss):.3f} to {np.nanmax(loss):.3f}")
+        if losses:
+            cnn_caption = (f" Final SGD training loss: {', '.join(losses)} "
+                           f"({ij.CONSTANT_PREDICTOR_LOSS:.2f} = predicting 0, i.e. not trained).")
 
     # ---- Table 1 analogue ------------------------------------------------------------------------
     with table1_box:
@@ -157,7 +160,8 @@ if split is not None:
                                r"\Theta^{(h)}_{pq} = \mathcal{A}\big[\Sigma^{(h)} + \dot\Sigma^{(h)} \odot \Theta^{(h-1)}\big]_{pq}",
                                r"\text{GAP: } \tfrac{1}{P^2}\textstyle\sum_{p,q},\quad \text{V: } \tfrac{1}{P}\textstyle\sum_p"],
                   SOURCE, "ik_accuracy", where=left,
-                  caption="Dashed: NNGP (CNN-GP) kernels; dotted: finite CNNs trained by SGD (mean over seeds).")
+                  caption="Dashed: NNGP (CNN-GP) kernels; dotted: finite CNNs trained by SGD (mean over seeds)."
+                          + cnn_caption)
             with right:
                 st.dataframe(table, hide_index=True, width="stretch")
                 st.markdown("**Paper, CIFAR-10 (50k training images), % — for reference only**")

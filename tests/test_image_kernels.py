@@ -100,3 +100,16 @@ def test_digits_split_larger_than_the_data_set_is_a_clear_error():
     x, labels = nc.digits_images()
     with pytest.raises(ValueError, match="exceed the 1,797 available"):
         nc.prepare_images(x, labels, 1500, 500, seed=0, scale=16.0)
+
+
+def test_cnn_summary_averages_seeds_per_readout_and_depth():
+    """jobs_for_split orders the CNN jobs readout (gap, flatten), depth, seed; a missing result is NaN."""
+    from dashboard import image_kernel_jobs as ij
+
+    results = [{"acc": 0.1 * k, "loss": 1.0 + k} for k in range(12)]  # 2 readouts x 3 depths x 2 seeds
+    results[11] = None
+    acc, loss = ij.cnn_summary(results, 3)
+    np.testing.assert_allclose(acc[0], [0.05, 0.25, 0.45])
+    np.testing.assert_allclose(loss[1, :2], [7.5, 9.5])
+    assert np.isnan(acc[1, 2]) and np.isnan(loss[1, 2])
+    assert ij.CONSTANT_PREDICTOR_LOSS == pytest.approx(0.45)
