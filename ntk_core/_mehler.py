@@ -177,7 +177,7 @@ def _layer_coefficients(f, q, m, me, n_terms, dtype):
     if np.any(ec > COEFFICIENT_FACTOR * tol * scale_c) or np.any(ed > COEFFICIENT_FACTOR * tol * scale_d):
         return None
     return (c, d, ec, ed, _tails(c, ec, m[:, 0], me[:, 0], dtype), _tails(d, ed, m[:, 1], me[:, 1], dtype),
-            np.maximum(scale_c, 1e-300), np.maximum(scale_d, 1e-300))
+            np.maximum(scale_c, FLOOR[dtype]), np.maximum(scale_d, FLOOR[dtype]))  # tails >= FLOOR too
 
 
 def _flush_small(coef, err, floor):
@@ -251,7 +251,8 @@ def term_table(tables: LayerTables, terms, dtype):
     for layer in range(depth):
         k = int(terms[layer]) + 1
         rel = _relative_tails(*(a[layer, :, :k].astype(np.float64) for a in (tables.tail_c, tables.tail_d)),
-                              *(np.maximum(tables.scalars[layer, j].astype(np.float64), 1e-300) for j in (3, 4)))
+                              *(np.maximum(tables.scalars[layer, j].astype(np.float64), FLOOR[np.dtype(dtype)])
+                                for j in (3, 4)))
         out[layer] = _terms_needed(rel, tol, (np.arange(_BUCKETS) + 1.0) / _BUCKETS)
     return out
 
