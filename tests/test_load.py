@@ -130,9 +130,13 @@ RERUN_DONE_JS = """(arg) => {
   // a busy browser may apply 'running' and 'notRunning' in one render: 'rerunRequested' (set
   // when the moved widget asks for the rerun) counts as the start as well
   const started = v => v === 'running' || v === 'rerunRequested';
-  return s.some(x => started(x[0]) || started(x[1]))
+  // a rerun of ~70 ms (the home page, Streamlit 1.67) can also pass without any state change
+  // reaching the DOM; the moved value in the URL, written by the rerun, shows it ran
+  const inUrl = arg !== null && new URLSearchParams(location.search).get(arg.split('=')[0])
+                                === arg.split('=')[1];
+  return (s.some(x => started(x[0]) || started(x[1])) || inUrl)
          && a.getAttribute('data-test-script-state') === 'notRunning'
-         && (arg === null || location.search.includes(arg));
+         && (arg === null || inUrl);
 }"""
 
 
