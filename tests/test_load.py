@@ -156,7 +156,10 @@ async def move(page, label: str, where: str, key: str | None = None,
     await thumb.blur()
     await page.wait_for_function(RERUN_DONE_JS, arg=None if key is None else f"{key}={value}",
                                  timeout=TIMEOUT_MS)
-    finished = await page.evaluate("() => window.__states[window.__states.length - 1][2]")
+    # the last script-state change, or now when none reached the DOM (RERUN_DONE_JS's URL case;
+    # at most one polling interval late)
+    finished = await page.evaluate(
+        "() => { const s = window.__states; return s.length ? s[s.length - 1][2] : performance.now(); }")
     return (finished - pressed) / 1000
 
 
