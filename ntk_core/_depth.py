@@ -632,19 +632,17 @@ def _kernel_scan(activation, w2, b2, log_q0, rho0, slots, n_layers, n_train, n_s
 
 
 def _predictor(tbar, n_train):
-    """Theta_bar(x, X) Theta_bar(X, X)^+ for the test rows: the inverse where Theta_bar(X, X) is
-    numerically regular, else the pseudo-inverse that drops eigenvalues below n eps times the
-    largest (the minimum-norm least-squares predictor). A plain solve of a singular matrix (depth 0:
-    the input kernel of 40 points in 3 dimensions has rank 3) returns rounding noise amplified by
-    1e16, different on every CPU and BLAS."""
+    """Theta_bar(x, X) Theta_bar(X, X)^+ for the test rows, by the eigendecomposition: the inverse
+    where Theta_bar(X, X) is numerically regular, else the pseudo-inverse that drops eigenvalues
+    below n eps times the largest (the minimum-norm least-squares predictor). A plain solve of a
+    singular matrix (depth 0: the input kernel of 40 points in 3 dimensions has rank 3) returns
+    rounding noise amplified by 1e16, different on every CPU and BLAS."""
     k_xx = tbar[:n_train, :n_train]
     k_tx = tbar[n_train:, :n_train]
     if k_tx.shape[0] == 0:
         return np.zeros((0, n_train))
     eig, vec = np.linalg.eigh(0.5 * (k_xx + k_xx.T))
     keep = eig > max(eig[-1], 0.0) * n_train * np.finfo(eig.dtype).eps
-    if np.all(keep):
-        return np.linalg.solve(k_xx, k_tx.T).T
     v = vec[:, keep]
     return ((k_tx @ v) / eig[keep]) @ v.T
 

@@ -267,8 +267,8 @@ def mehler_rows(k0, k1, x1, x2, c1, d1, tc1, td1, p1, c2t, d2t, tc2t, td2t, p2, 
     row only (the diagonal and the lower triangle are filled by the caller). hot[i, j] = 1 marks
     entries whose series did not converge (left to the 2-D quadrature): relative series error above
     hot_tol; out_bound[i] is the largest bound of row i's other entries. eps: the working
-    precision's machine epsilon, floor: FLOOR. The rows of a tile share each column coefficient they load, and
-    the loops run over contiguous column vectors so that LLVM vectorizes them."""
+    precision's machine epsilon; floor: FLOOR. The rows of a tile share each column coefficient
+    they load, and the loops run over contiguous column vectors so that LLVM vectorizes them."""
     rows = x1.shape[0]
     n2, d = x2.shape
     depth = c1.shape[0]
