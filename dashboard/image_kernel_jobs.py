@@ -24,21 +24,24 @@ DEFAULTS: dict[str, Any] = {
 }
 MAX_KERNEL_DEPTH = 12
 HEATMAP_IMAGES = 60  # test images in the kernel heatmap (sorted by class)
-# Cost model (seconds) on the 2-core machine: CNTK-GAP per image pair and layer, CNTK-V likewise,
-# plus a compile; SGD per step, per image in the batch and per conv layer at 16 channels.
-# Kernels re-timed 2026-11-24 (quiet, each job alone, x64 as in the app), 8x8 digits:
-#   GAP  300/100 images depth 4: 14.2 s (model 14.2); 600/200 depth 4: 49.6 s (49.6); 300/100
-#        depth 8: 24.8 s (26.3). The old 3e-6 s per pair-layer ran ~10x low (a 45 s job ran unasked).
-#   flatten: 0.7 / 1.8 / 0.7 s (model 0.7 / 1.8 / 1.0).
-# The vectorised float64 arccos (same day) made the GAP kernels 1.7x faster (202 -> 119 us per
-# digit pair at depth 6), so the per pair-layer cost is divided by 1.7; the lecture preset's GAP
-# job then took 3.9 s in a fresh process (`python -m benchmarks.estimates --jobs ik_lecture`;
-# model 2.9 s + 1.0 s of start-up).
-GAP_SECONDS_PER_PAIR_LAYER = 3.93e-5 / 1.7
-GAP_COMPILE_SECONDS = 1.0
-FLAT_SECONDS_PER_PAIR_LAYER = 1.2e-6
-FLAT_COMPILE_SECONDS = 0.3
-SGD_SECONDS = 4e-5
+# Cost model (seconds) on the 2-core machine: CNTK-GAP per image pair and per pair and layer,
+# CNTK-V per pair and layer, each plus a compile (loading numba's cache); SGD per step, per image
+# in the batch and per conv layer at 16 channels.
+# Kernels re-timed 2026-11-25 (each job alone, x64 as in the app, one Python process), 8x8 digits,
+# after the float64 sine change (eb6ca72); the model before ran 2.2-2.8x high on this machine:
+#   GAP  300/100 images depth 4: 3.6 s (model 3.6); 600/200 depth 4: 11.0 s (11.0); 300/100
+#        depth 8: 5.9 s (5.9); W8's 1,000/500 depth 6 in float64 (as the app): 50 s (48).
+#   flatten: 0.22 / 0.74 / 0.57 s (model 0.28 / 0.83 / 0.47).
+GAP_SECONDS_PER_PAIR = 3.5e-6
+GAP_SECONDS_PER_PAIR_LAYER = 7.3e-6
+GAP_COMPILE_SECONDS = 1.1
+FLAT_SECONDS_PER_PAIR_LAYER = 0.6e-6
+FLAT_COMPILE_SECONDS = 0.1
+# SGD (500 digits, batch 64, depth 1-4, same day): 300 steps at 16 channels, all 8 jobs 16.3 s (model
+# 12.6); 3,000 steps 44.9 s (54); 300 steps at 32 channels 18.8 s (23). The model before
+# (4e-5, channels squared, 3 s start) ran 2.4-4.5x high.
+SGD_SECONDS = 1.2e-5
+SGD_START_SECONDS = 1.0
 
 
 def settings(values: Mapping[str, Any]) -> dict:
@@ -177,7 +180,8 @@ def jobs_for_split(values: Mapping[str, Any], split: kr.ImageSplit, source: str)
     px2 = (split.x_train.shape[1] * split.x_train.shape[2]) ** 2
     kernels = [
         Job("image_kernels.cntk", {**base, "readout": ro}, kernel_compute(split, v, ro),
-            seconds=(pairs * v["depth"] * GAP_SECONDS_PER_PAIR_LAYER * px2 / 4096 + GAP_COMPILE_SECONDS
+            seconds=(pairs * (GAP_SECONDS_PER_PAIR + v["depth"] * GAP_SECONDS_PER_PAIR_LAYER) * px2 / 4096
+                     + GAP_COMPILE_SECONDS
                      if ro == "gap" else
                      pairs * v["depth"] * FLAT_SECONDS_PER_PAIR_LAYER + FLAT_COMPILE_SECONDS),
             version="1")
@@ -191,7 +195,8 @@ def jobs_for_split(values: Mapping[str, Any], split: kr.ImageSplit, source: str)
                 for s in range(int(v["ik_cnn_seeds"])):
                     p = {**base, "readout": ro, "cnn_depth": d, "cnn_seed": int(v["seed"]) + s,
                          "channels": int(v["ik_channels"]), "steps": int(v["ik_steps"]), "lr": float(v["ik_lr"])}
-                    cost = SGD_SECONDS * int(v["ik_steps"]) * d * (int(v["ik_channels"]) / 16) ** 2 * 64 + 3.0
+                    cost = (SGD_SECONDS * int(v["ik_steps"]) * d * (int(v["ik_channels"]) / 16) ** 1.7 * 64
+                            + SGD_START_SECONDS)
                     cnn.append(Job("image_kernels.cnn", p, cnn_compute(split, v, d, ro, int(v["seed"]) + s),
                                    seconds=cost, version="1"))
     return {"kernels": kernels, "fc": fc, "cnn": cnn}
