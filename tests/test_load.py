@@ -45,15 +45,16 @@ CLASS_SPREAD_S = 8.0
 P50_TARGET_S, P95_TARGET_S = 1.0, 3.0
 MEMORY_TARGET_MB = 2048
 TIMEOUT_MS = int(os.environ.get("NTK_LOAD_TIMEOUT_MS", "150000"))
-# phase 2: (URL path and query, label of the slider to move, in the main area or the sidebar)
+# phase 2: (URL path and query, label of the slider to move, in the main area or the sidebar,
+# the slider's URL parameter)
 MIX = [
-    ("/depth?preset=seed002_fig1", "Depth L for the heatmaps", "main"),
-    ("/finite_vs_infinite?preset=seed003_fig2", "Training time t", "main"),
-    ("/finite_vs_infinite?preset=cookbook_sin", "Training time t", "main"),
+    ("/depth?preset=seed002_fig1", "Depth L for the heatmaps", "main", "L"),
+    ("/finite_vs_infinite?preset=seed003_fig2", "Training time t", "main", "t"),
+    ("/finite_vs_infinite?preset=cookbook_sin", "Training time t", "main", "t"),
     ("/kernel_convergence?depth=3&activation=relu&sigma_w=1&sigma_b=0.1&cv_w1=64&cv_w2=256"
      "&cv_seeds=3&cv_steps=20&cv_smin=32&cv_smax=256&cv_sseeds=2&cv_spoints=8",
-     "Initialisations per width", "sidebar"),
-    ("/depth?preset=seed002_fig1&activation=tanh&sigma_b=0.1", "Cobweb start", "sidebar"),
+     "Initialisations per width", "sidebar", "cv_seeds"),
+    ("/depth?preset=seed002_fig1&activation=tanh&sigma_b=0.1", "Cobweb start", "sidebar", "rho0"),
 ]
 
 IDLE_JS = """(arg) => {
@@ -131,9 +132,11 @@ RERUN_DONE_JS = """(arg) => {
   // when the moved widget asks for the rerun) counts as the start as well
   const started = v => v === 'running' || v === 'rerunRequested';
   // a rerun of ~70 ms (the home page, Streamlit 1.67) can also pass without any state change
-  // reaching the DOM; the moved value in the URL, written by the rerun, shows it ran
-  const inUrl = arg !== null && new URLSearchParams(location.search).get(arg.split('=')[0])
-                                === arg.split('=')[1];
+  // reaching the DOM; the moved control's URL parameter, written at the end of the rerun, shows
+  // it ran: equal to the new value, or (value null: a select slider's label is not its URL
+  // form) different from the value before the key press
+  const now = arg === null ? null : new URLSearchParams(location.search).get(arg.key);
+  const inUrl = arg !== null && (arg.value !== null ? now === arg.value : now !== arg.before);
   return (s.some(x => started(x[0]) || started(x[1])) || inUrl)
          && a.getAttribute('data-test-script-state') === 'notRunning'
          && (arg === null || inUrl);
@@ -141,21 +144,23 @@ RERUN_DONE_JS = """(arg) => {
 
 
 async def move(page, label: str, where: str, key: str | None = None,
-               key_press: str | None = None) -> float:
+               key_press: str | None = None, exact: bool = True) -> float:
     """Press `key_press` on a slider (default: the right arrow, the left one if the slider is at
     its maximum) and release it;
     seconds (browser clock) from the key press until the rerun it starts has finished (with
-    `key=<new value>` in the URL if `key` given)."""
+    `key=<new value>` in the URL if `key` given; with exact=False, `key` changed in the URL)."""
     thumb = slider(page, label, where)
     await thumb.focus()
     at_max = await thumb.evaluate(AT_MAX_JS)
+    before = None if key is None else await page.evaluate(
+        "(k) => new URLSearchParams(location.search).get(k)", key)
     await page.evaluate(WATCH_JS)
     pressed = await page.evaluate("() => performance.now()")
     await thumb.press(key_press or ("ArrowLeft" if at_max else "ArrowRight"))
     value = await thumb.get_attribute("aria-valuetext") or await thumb.input_value()
     await thumb.blur()
-    await page.wait_for_function(RERUN_DONE_JS, arg=None if key is None else f"{key}={value}",
-                                 timeout=TIMEOUT_MS)
+    arg = None if key is None else {"key": key, "value": value if exact else None, "before": before}
+    await page.wait_for_function(RERUN_DONE_JS, arg=arg, timeout=TIMEOUT_MS)
     # the last script-state change, or now when none reached the DOM (RERUN_DONE_JS's URL case;
     # at most one polling interval late)
     finished = await page.evaluate(
@@ -181,14 +186,14 @@ async def session(i: int, context, base: str, log: dict, start_gate: asyncio.Eve
             log["class_results"].append(time.perf_counter() - pressed)
             log["errors"] += [f"session {i} depth {depth}: {e}" for e in await exceptions(page)]
             await asyncio.sleep(rng.uniform(1.0, 3.0))
-        path, label, where = MIX[i % len(MIX)]
+        path, label, where, key = MIX[i % len(MIX)]
         t0 = time.perf_counter()
         await page.goto(base + path, wait_until="domcontentloaded")
         await wait_idle(page, "sigma_w=")
         log["open"].append(time.perf_counter() - t0)
         log["errors"] += [f"session {i} {path}: {e}" for e in await exceptions(page)]
         await asyncio.sleep(rng.uniform(0, 3.0))
-        log["mix"].append(await move(page, label, where))
+        log["mix"].append(await move(page, label, where, key, exact=False))
         log["errors"] += [f"session {i} {path} moved: {e}" for e in await exceptions(page)]
     except Exception as err:  # noqa: BLE001 - reported as a failed session
         log["errors"].append(f"session {i}: {type(err).__name__}: {str(err)[:300]} at "
