@@ -507,10 +507,13 @@ def _remember_page_keys(run_keys: dict) -> None:
 
 
 def _page_tools(page_id: str | None) -> None:
-    """Sidebar: 'Switch to this page's setting (...)' when off topic, and 'Reset this page'."""
+    """Sidebar: 'Switch to this page's setting (...)' when off topic, and 'Reset this page'. A
+    preset of this page that still holds is on topic too (the paper's own setting)."""
     if page_id is None:
         return
-    missing = off_topic(page_id)
+    choice = st.session_state.get(_PRESET_CHOICE)
+    own_preset = choice in _presets.for_page(page_id) and _preset_still_holds(choice)
+    missing = {} if own_preset else off_topic(page_id)
     side = st.sidebar
     if missing:
         side.button(f"Switch to this page's setting ({describe(topic(page_id))})",

@@ -100,3 +100,16 @@ def test_reset_restores_page_defaults_and_topic_and_keeps_display():
     assert at.sidebar.slider(key="d_n").value == 40
     assert at.sidebar.toggle(key="presentation").value is True
     assert at.query_params["rho0"] in ("0.5", ["0.5"])
+
+
+@SLOW
+def test_a_preset_of_the_page_is_on_topic():
+    """Arora et al.'s Table 1 preset runs at depth 6, the image page's topic at depth 4: opened from
+    its link, the paper's own setting offers no switch; once a control it sets moves, it does."""
+    at = open_app("pages/5_image_kernels.py", {"preset": "arora_table1_digits"})
+    assert exceptions(at) == []
+    assert shared_values(at)["depth"] == 6
+    assert TOPIC_BUTTON not in button_keys(at)
+    at.sidebar.slider(key="depth").set_value(5).run()
+    assert exceptions(at) == []
+    assert TOPIC_BUTTON in button_keys(at)
