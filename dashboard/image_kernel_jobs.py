@@ -37,6 +37,12 @@ GAP_SECONDS_PER_PAIR_LAYER = 7.3e-6
 GAP_COMPILE_SECONDS = 1.1
 FLAT_SECONDS_PER_PAIR_LAYER = 0.6e-6
 FLAT_COMPILE_SECONDS = 0.1
+# Activations without a closed-form dual (tanh, softplus, ...) go through ntk_core's JAX 2-D
+# quadrature per pixel pair, far slower (tanh, depth 3, 8x8 digits, same day, warm): GAP 6 / 21
+# image pairs 18.9 / 66.3 s (3.2 s per pair), flatten 210 / 820 pairs 15.5 / 40.5 s.
+QUAD_GAP_SECONDS_PER_PAIR_LAYER = 1.05
+QUAD_FLAT_SECONDS_PER_PAIR_LAYER = 0.0137
+QUAD_COMPILE_SECONDS = 7.0
 # SGD (500 digits, batch 64, depth 1-4, same day): 300 steps at 16 channels, all 8 jobs 16.3 s (model
 # 12.6); 3,000 steps 44.9 s (54); 300 steps at 32 channels 18.8 s (23). The model before
 # (4e-5, channels squared, 3 s start) ran 2.4-4.5x high.
@@ -170,6 +176,19 @@ def net_params(v: Mapping[str, Any]) -> dict:
     return {k: v[k] for k in ("depth", "sigma_w", "sigma_b", "activation", "ik_ridge")}
 
 
+def kernel_seconds(readout: str, activation: str, pairs: float, depth: int, pixels: int) -> float:
+    """Estimated seconds of one kernel job: `pairs` image pairs of `pixels` pixels, all depths up to
+    `depth` (cost model above; compiled kernels for closed-form activations, 2-D quadrature else)."""
+    if activation in nc.CLOSED_FORM_ACTIVATIONS:
+        if readout == "gap":
+            return (pairs * (GAP_SECONDS_PER_PAIR + depth * GAP_SECONDS_PER_PAIR_LAYER) * pixels**2 / 4096
+                    + GAP_COMPILE_SECONDS)
+        return pairs * depth * FLAT_SECONDS_PER_PAIR_LAYER + FLAT_COMPILE_SECONDS
+    if readout == "gap":
+        return pairs * depth * QUAD_GAP_SECONDS_PER_PAIR_LAYER * pixels**2 / 4096 + QUAD_COMPILE_SECONDS
+    return pairs * depth * QUAD_FLAT_SECONDS_PER_PAIR_LAYER * pixels / 64 + QUAD_COMPILE_SECONDS
+
+
 def jobs_for_split(values: Mapping[str, Any], split: kr.ImageSplit, source: str) -> dict[str, list[Job]]:
     """The page's jobs for a prepared data split: {"kernels": [gap, flatten], "fc": [...],
     "cnn": [one per (depth, readout, seed)]}. source names the data (digits settings or upload hash)."""
@@ -177,14 +196,10 @@ def jobs_for_split(values: Mapping[str, Any], split: kr.ImageSplit, source: str)
     base = {"data": source, **net_params(v)}
     n_tr, n_te = len(split.y_train), len(split.y_test)
     pairs = n_tr * (n_tr + 1) / 2 + n_te * n_tr + HEATMAP_IMAGES**2 / 2
-    px2 = (split.x_train.shape[1] * split.x_train.shape[2]) ** 2
+    px = split.x_train.shape[1] * split.x_train.shape[2]
     kernels = [
         Job("image_kernels.cntk", {**base, "readout": ro}, kernel_compute(split, v, ro),
-            seconds=(pairs * (GAP_SECONDS_PER_PAIR + v["depth"] * GAP_SECONDS_PER_PAIR_LAYER) * px2 / 4096
-                     + GAP_COMPILE_SECONDS
-                     if ro == "gap" else
-                     pairs * v["depth"] * FLAT_SECONDS_PER_PAIR_LAYER + FLAT_COMPILE_SECONDS),
-            version="1")
+            seconds=kernel_seconds(ro, v["activation"], pairs, v["depth"], px), version="1")
         for ro in ("gap", "flatten")
     ]
     fc = [Job("image_kernels.fc", base, fc_compute(split, v), seconds=0.5 + 2e-8 * pairs * v["depth"], version="1")]

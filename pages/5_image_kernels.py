@@ -118,6 +118,12 @@ if split is not None:
     groups = ij.jobs_for_split(v, split, data_source)
     depths = np.arange(1, v["depth"] + 1)
 
+    if v["activation"] not in nc.CLOSED_FORM_ACTIVATIONS:
+        st.info(f"**{v['activation']}** has no closed-form dual, so its CNTKs come from a 2-D quadrature "
+                f"per pixel pair: about {ij.QUAD_GAP_SECONDS_PER_PAIR_LAYER:.0f} s per image pair and "
+                f"layer with GAP and {ij.QUAD_FLAT_SECONDS_PER_PAIR_LAYER * 1000:.0f} ms with flatten "
+                "(8×8 images, this machine), against microseconds for the compiled closed forms. Use "
+                "few images, or one of " + ", ".join(nc.CLOSED_FORM_ACTIVATIONS) + ".")
     kern = run(groups["kernels"] + groups["fc"], label="Exact kernels (all depths in one pass)", key="ik_kernels")
     table1_box = st.container()  # the chart first; the CNN job's button and progress below it
     data_box().caption(data_text)

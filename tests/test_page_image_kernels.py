@@ -78,3 +78,28 @@ def test_lecture_preset(preset):
     at = open_app(PAGE, {"preset": preset}, timeout=600)
     _check(at, 3)
     assert at.query_params["ik_ntrain"] in ("200", ["200"])
+
+
+def test_a_quadrature_activation_says_its_cost_and_asks():
+    """tanh has no closed-form dual: the kernels go through 2-D quadrature, about 1 s per image pair
+    and layer with GAP. The page says so and asks with an honest estimate instead of starting a
+    job of hours that it once estimated at a second."""
+    at = open_app(PAGE, {**SMALL, "activation": "tanh"}, timeout=600)
+    assert exceptions(at) == []
+    assert any("no closed-form dual" in i.value for i in at.info)
+    button = [b for b in at.button if b.key == "ik_kernels__run"]
+    assert button, [b.label for b in at.button]
+    assert button[0].label.endswith((" h)", " days)")), button[0].label
+
+
+def test_kernel_cost_model_tells_quadrature_from_closed_forms():
+    from dashboard import image_kernel_jobs as ij
+    from dashboard.jobs import ASK_ABOVE_SECONDS
+
+    # the page's smallest setting (20 + 10 images, heatmap of 10, depth 1) with GAP
+    pairs = 20 * 21 / 2 + 10 * 20 + 10 * 11 / 2
+    assert ij.kernel_seconds("gap", "relu", pairs, 1, 64) < 2
+    assert ij.kernel_seconds("gap", "tanh", pairs, 1, 64) > ASK_ABOVE_SECONDS
+    assert ij.kernel_seconds("flatten", "tanh", pairs, 1, 64) < ASK_ABOVE_SECONDS
+    # GAP grows with the pixel pairs, flatten with the pixels
+    assert ij.kernel_seconds("gap", "tanh", pairs, 1, 256) > 10 * ij.kernel_seconds("gap", "tanh", pairs, 1, 64)
