@@ -195,7 +195,8 @@ def jobs_for_split(values: Mapping[str, Any], split: kr.ImageSplit, source: str)
     v = settings(values)
     base = {"data": source, **net_params(v)}
     n_tr, n_te = len(split.y_train), len(split.y_test)
-    pairs = n_tr * (n_tr + 1) / 2 + n_te * n_tr + HEATMAP_IMAGES**2 / 2
+    n_sub = len(heatmap_subset(split.y_test, split.n_classes))
+    pairs = n_tr * (n_tr + 1) / 2 + n_te * n_tr + n_sub * (n_sub + 1) / 2
     px = split.x_train.shape[1] * split.x_train.shape[2]
     kernels = [
         Job("image_kernels.cntk", {**base, "readout": ro}, kernel_compute(split, v, ro),

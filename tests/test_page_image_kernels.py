@@ -82,14 +82,21 @@ def test_lecture_preset(preset):
 
 def test_a_quadrature_activation_says_its_cost_and_asks():
     """tanh has no closed-form dual: the kernels go through 2-D quadrature, about 1 s per image pair
-    and layer with GAP. The page says so and asks with an honest estimate instead of starting a
-    job of hours that it once estimated at a second."""
-    at = open_app(PAGE, {**SMALL, "activation": "tanh"}, timeout=600)
+    and layer with GAP. The page says so, draws flatten and the fully connected NTK, and asks for
+    GAP with an honest estimate instead of starting a job of hours that it once estimated at a
+    second."""
+    at = open_app(PAGE, {**SMALL, "activation": "tanh", "ik_ntrain": 20, "ik_ntest": 10,
+                         "depth": 1, "ik_readout": "flatten"}, timeout=600)
     assert exceptions(at) == []
     assert any("no closed-form dual" in i.value for i in at.info)
-    button = [b for b in at.button if b.key == "ik_kernels__run"]
+    # flatten and the fully connected NTK at once (seconds), GAP behind its own button
+    button = [b for b in at.button if b.key == "ik_kernels_gap__run"]
     assert button, [b.label for b in at.button]
-    assert button[0].label.endswith((" h)", " days)")), button[0].label
+    assert button[0].label.endswith((" min)", " h)", " days)")), button[0].label
+    assert "ik_kernels__run" not in {b.key for b in at.button}
+    charts = _check(at, 1)
+    names = {tr.get("name") for tr in charts[0]["data"]}
+    assert {"CNTK-V", "CNN-GP-V", "FC NTK"} <= names and "CNTK-GAP" not in names, names
 
 
 def test_kernel_cost_model_tells_quadrature_from_closed_forms():
