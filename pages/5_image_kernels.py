@@ -118,19 +118,17 @@ if split is not None:
     groups = ij.jobs_for_split(v, split, data_source)
     depths = np.arange(1, v["depth"] + 1)
 
-    if v["activation"] not in nc.CLOSED_FORM_ACTIVATIONS:
+    kernels_label = "Exact kernels (all depths in one pass)"
+    if v["activation"] in nc.CLOSED_FORM_ACTIVATIONS:
+        gap, flat, fc = run(groups["kernels"] + groups["fc"], label=kernels_label, key="ik_kernels").results
+    else:  # the quadrature GAP kernels (hours) behind their own button; flatten and FC at once
         st.info(f"**{v['activation']}** has no closed-form dual, so its CNTKs come from a 2-D quadrature "
                 f"per pixel pair: about {ij.QUAD_GAP_SECONDS_PER_PAIR_LAYER:.0f} s per image pair and "
                 f"layer with GAP and {ij.QUAD_FLAT_SECONDS_PER_PAIR_LAYER * 1000:.0f} ms with flatten "
                 "(8×8 images, this machine), against microseconds for the compiled closed forms. Use "
                 "few images, or one of " + ", ".join(nc.CLOSED_FORM_ACTIVATIONS) + ".")
-    gap_job, flat_job = groups["kernels"]
-    if v["activation"] in nc.CLOSED_FORM_ACTIVATIONS:
-        kern = run(groups["kernels"] + groups["fc"], label="Exact kernels (all depths in one pass)", key="ik_kernels")
-        gap, flat, fc = kern.results
-    else:  # the quadrature GAP kernels (hours) behind their own button; flatten and FC at once
-        kern = run([flat_job] + groups["fc"], label="Exact kernels (all depths in one pass)", key="ik_kernels")
-        flat, fc = kern.results
+        gap_job, flat_job = groups["kernels"]
+        flat, fc = run([flat_job] + groups["fc"], label=kernels_label, key="ik_kernels").results
         gap = run([gap_job], label="CNTK-GAP by quadrature", key="ik_kernels_gap").results[0]
     table1_box = st.container()  # the chart first; the CNN job's button and progress below it
     data_box().caption(data_text)
