@@ -601,7 +601,8 @@ def shared_controls(page_id: str | None = None) -> SharedControls:
                               help="Larger fonts, lines and markers.")
     theme_choice = url_radio("theme", "Chart theme", THEMES, SHARED_DEFAULTS["theme"],
                              horizontal=True,
-                             help="'auto' follows the app theme (menu > Settings).")
+                             help="'auto' follows the app theme (System, Light or Dark in the ⋮ "
+                                  "menu at the top right).")
     # filled by finish_run, once the page has drawn (and stored) its own controls
     st.session_state["_urlctl_preset_box"] = (side.empty(), page_id)
     _page_css(presentation)
