@@ -136,14 +136,35 @@ def _diag_step(activation, w2, b2):
     return step
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "depth"))
-def _mlp_diagonal(x, w2, b2, *, activation, depth):
-    """Returns per-layer variances (depth + 1, n) and the final (Sigma, Theta) diagonals."""
+# The compiled recursions take the number of layers as data and their per-layer arrays padded to a
+# multiple of this: a new depth on a slider reuses the compiled code (each compile of the quadrature
+# recursion took 1-3 s, ~10 s per new depth on the finite page with tanh).
+LAYER_SLOTS = 8
+
+
+def _layer_slots(depth: int) -> int:
+    return max(LAYER_SLOTS, -(-depth // LAYER_SLOTS) * LAYER_SLOTS)
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "slots"))
+def _mlp_diagonal_slots(x, w2, b2, depth, *, activation, slots):
     var0 = w2 * jnp.sum(x * x, axis=1) / x.shape[1] + b2
-    (var, theta), history = jax.lax.scan(
-        _diag_step(activation, w2, b2), (var0, var0), None, length=depth
-    )
-    return jnp.concatenate([history, var[None]], axis=0), var, theta
+    step = _diag_step(activation, w2, b2)
+
+    def layer(l, carry):
+        var, theta, hist = carry
+        (var, theta), _ = step((var, theta), None)
+        return var, theta, hist.at[l + 1].set(var)
+
+    hist = jnp.zeros((slots + 1,) + var0.shape, var0.dtype).at[0].set(var0)
+    var, theta, hist = jax.lax.fori_loop(0, depth, layer, (var0, var0, hist))
+    return hist, var, theta
+
+
+def _mlp_diagonal(x, w2, b2, *, activation, depth):
+    """Returns per-layer variances (depth + 1, n) and the final (Sigma, Theta) diagonals (numpy)."""
+    hist, var, theta = _mlp_diagonal_slots(x, w2, b2, depth, activation=activation, slots=_layer_slots(depth))
+    return np.asarray(hist)[: depth + 1], np.asarray(var), np.asarray(theta)
 
 
 def _mlp_diagonal_numba(x, w2, b2, *, activation, depth):
@@ -268,27 +289,34 @@ def _mlp_tile_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, activation, dep
     return sigma, theta, jnp.maximum(jnp.max(dsig), jnp.max(dth))
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "depth", "n"))
-def _mlp_tiles_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, *, activation, depth, n):
+@functools.partial(jax.jit, static_argnames=("activation", "n"))
+def _mlp_tiles_quadrature(xa, xb, va, vb, ma, mb, da, db, w2, b2, depth, *, activation, n):
+    """`_mlp_tile_quadrature` over tiles; depth is data (the layer axes padded, `_layer_slots`)."""
     f = functools.partial(_mlp_tile_quadrature, w2=w2, b2=b2, activation=activation, depth=depth, n=n)
     return jax.vmap(f)(xa, xb, va, vb, ma, mb, da, db)
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "n"))
+def _layer_moments(q, *, activation, n):
+    """`quadrature_moments` (orders = 4) of one layer's variances: one compiled function per number
+    of points, whatever the depth."""
+    return quadrature_moments(activation_fn(activation), q, n, orders=4)
+
+
 def _diagonal_moments(hist, w2, b2, *, activation, n):
     """Per layer l < depth and point: the moments E[phi^(j)(u)^2], j = 0..3, and d E[phi(u)^2] / dq,
     u ~ N(0, hist[l]) (shape (depth, ..., 5)), their quadrature errors (j = 0, 1; shape (depth, ..., 2)),
     and bounds dvar (depth + 1, ...) on the quadrature error of hist itself:
     dvar[0] = 0, dvar[l+1] = w^2 (e0 + |d E[phi^2] / dq| dvar[l]) (to first order), with
-    d E[phi(u)^2] / dq = E[phi'^2 + phi phi''] (heat equation)."""
-    m, err = quadrature_moments(activation_fn(activation), hist[:-1], n, orders=4)
-
-    def step(dvar, layer):
-        m_l, e0 = layer
-        return w2 * (e0 + jnp.abs(m_l[4]) * dvar), dvar
-
-    last, dvar = jax.lax.scan(step, jnp.zeros_like(hist[0]), (jnp.moveaxis(m, 0, 1), err[0]))
-    return jnp.moveaxis(m, 0, -1), jnp.concatenate([dvar, last[None]], axis=0), jnp.moveaxis(err, 0, -1)
+    d E[phi(u)^2] / dq = E[phi'^2 + phi phi''] (heat equation). numpy arrays."""
+    hist = np.asarray(hist)
+    layers = [_layer_moments(hist[l], activation=activation, n=n) for l in range(hist.shape[0] - 1)]
+    m = np.stack([np.asarray(a) for a, _ in layers]) if layers else np.zeros((0, 5) + hist.shape[1:], hist.dtype)
+    err = np.stack([np.asarray(e) for _, e in layers]) if layers else np.zeros((0, 2) + hist.shape[1:], hist.dtype)
+    dvar = np.zeros(hist.shape, m.dtype)
+    for layer in range(m.shape[0]):
+        dvar[layer + 1] = w2 * (err[layer, 0] + np.abs(m[layer, 4]) * dvar[layer])
+    return np.moveaxis(m, 1, -1), dvar, np.moveaxis(err, 1, -1)
 
 
 def _layer_nodes(hist1, hist2, dtype) -> int:
@@ -340,6 +368,8 @@ def _pad_rows(a, rows, axis=0):
         return a
     widths = [(0, 0)] * a.ndim
     widths[axis] = (0, pad)
+    if a.shape[axis] == 0:  # nothing to copy (no layers)
+        return np.pad(a, widths)
     return np.pad(a, widths, mode="edge")  # copies of a real row: the error bound is a max over the tile
 
 
@@ -453,9 +483,12 @@ def _point_moments(hist1, hist2, symmetric, w2, b2, act, dtype):
 
 def _quadrature_rows(x, hist, m, dv, padded):
     """Per-point inputs of `_mlp_tiles_quadrature`, indexed by point and padded to `padded` rows:
-    x (n, d), variances (n, depth + 1), moments (n, depth, 5), variance error bounds (n, depth + 1)."""
-    return (_pad_rows(x, padded), _pad_rows(np.asarray(hist).T, padded),
-            _pad_rows(np.moveaxis(np.asarray(m), 1, 0), padded), _pad_rows(np.asarray(dv).T, padded))
+    x (n, d), variances (n, slots + 1), moments (n, slots, 5), variance error bounds (n, slots + 1),
+    the layer axes padded to `_layer_slots(depth)` (the recursion stops at depth)."""
+    slots = _layer_slots(np.asarray(hist).shape[0] - 1)
+    return (_pad_rows(x, padded), _pad_rows(_pad_rows(np.asarray(hist).T, slots + 1, axis=1), padded),
+            _pad_rows(_pad_rows(np.moveaxis(np.asarray(m), 1, 0), slots, axis=1), padded),
+            _pad_rows(_pad_rows(np.asarray(dv).T, slots + 1, axis=1), padded))
 
 
 def _input_correlations_near_one(x1, x2, hist1, hist2, w2, b2, symmetric) -> float:
@@ -550,7 +583,7 @@ def _quadrature_pairs(x1, x2, ii, jj, hist1, hist2, m1, m2, dv1, dv2, w2, b2, ac
         i, j = np.concatenate([i, np.repeat(i[-1:], pad)]), np.concatenate([j, np.repeat(j[-1:], pad)])
         s, t, err = _mlp_tiles_quadrature(
             x1[i][:, None], x2[j][:, None], h1[i][:, :, None], h2[j][:, :, None], m1[i][:, :, None],
-            m2[j][:, :, None], d1[i][:, :, None], d2[j][:, :, None], w2, b2, activation=act, depth=depth, n=n)
+            m2[j][:, :, None], d1[i][:, :, None], d2[j][:, :, None], w2, b2, depth, activation=act, n=n)
         k = batch - pad
         nngp[i[:k], j[:k]] = np.asarray(s)[:k, 0, 0]
         ntk[i[:k], j[:k]] = np.asarray(t)[:k, 0, 0]
@@ -572,7 +605,7 @@ def _mlp_kernels_quadrature(x1, x2, hist1, hist2, w2, b2, act, depth, symmetric,
         xb, vb, mb, db = b
         return _mlp_tiles_quadrature(
             xa, xb, np.swapaxes(va, 1, 2), np.swapaxes(vb, 1, 2), np.swapaxes(ma, 1, 2), np.swapaxes(mb, 1, 2),
-            np.swapaxes(da, 1, 2), np.swapaxes(db, 1, 2), w2, b2, activation=act, depth=depth, n=n)
+            np.swapaxes(da, 1, 2), np.swapaxes(db, 1, 2), w2, b2, depth, activation=act, n=n)
 
     nngp, ntk, bound = _run_tiles(compute, rows_a, rows_b, n1, n2, symmetric, (ta, tb), pairs, per_call, dtype)
     _check_finite(spec, nngp, ntk, dtype)

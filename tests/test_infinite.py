@@ -170,6 +170,32 @@ def test_symmetric_call_equals_explicit_pair():
     np.testing.assert_allclose(a.ntk, a.ntk.T, rtol=0, atol=0)
 
 
+def test_a_new_depth_reuses_the_compiled_quadrature_recursion():
+    """The quadrature path takes the depth as data (layer axes padded to `_layer_slots`): a depth
+    slider move on the finite page with tanh took ~10 s of compiling before. Depths 2, 3 and 5
+    share one compiled recursion, and depth 0 (nothing padded to copy) still works."""
+    x = np.linspace(0.0, 1.0, 6)[:, None]  # 1-D inputs: the 2-D quadrature, not the Mehler series
+    compiled = (_infinite._mlp_tiles_quadrature, _infinite._mlp_diagonal_slots, _infinite._layer_moments)
+
+    def kernels(depth):
+        return nc.infinite_kernels(nc.MLP(depth=depth, w_std=1.3, b_std=0.2, activation="tanh"), x)
+
+    kernels(2)
+    sizes = [f._cache_size() for f in compiled]
+    deeper = kernels(5)
+    kernels(3)
+    assert [f._cache_size() for f in compiled] == sizes
+    assert _infinite._layer_slots(5) == _infinite._layer_slots(2) < _infinite._layer_slots(9)
+    # the padded recursion stops at the depth: the variance recursion q <- w^2 E[tanh(sqrt(q) z)^2]
+    # + b^2, five times, by Gauss-Hermite (q < 2 here: converged to ~1e-13)
+    z, w = np.polynomial.hermite_e.hermegauss(200)
+    q = 1.3**2 * x[:, 0] ** 2 + 0.2**2
+    for _ in range(5):
+        q = 1.3**2 * (np.tanh(np.sqrt(q)[:, None] * z) ** 2 @ w) / math.sqrt(2 * math.pi) + 0.2**2
+    np.testing.assert_allclose(np.diag(deeper.nngp), q, rtol=1e-10)
+    np.testing.assert_allclose(kernels(0).ntk, 1.3**2 * x @ x.T + 0.2**2, rtol=1e-12)
+
+
 def test_depth_zero_is_the_linear_kernel():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((5, 3))
