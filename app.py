@@ -13,6 +13,9 @@ import jax  # noqa: E402
 # float64 for the NTK-GP linear algebra (kernel matrices are ill-conditioned); measured cost on the
 # finite-vs-infinite page is small, see README.
 jax.config.update("jax_enable_x64", True)
+from dashboard import compile_cache  # noqa: E402
+
+compile_cache.enable_compilation_cache()  # compiled XLA code kept across server restarts
 
 import streamlit as st  # noqa: E402
 

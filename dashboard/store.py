@@ -422,11 +422,15 @@ _DEFAULT: Optional[ResultStore] = None
 _DEFAULT_LOCK = threading.Lock()
 
 
+def user_cache_dir(name: str) -> str:
+    """`$XDG_CACHE_HOME/ntk_explorer/<name>` (`~/.cache/...` without XDG_CACHE_HOME)."""
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+                        "ntk_explorer", name)
+
+
 def store_path() -> str:
     """`$NTK_EXPLORER_STORE`, else `$XDG_CACHE_HOME/ntk_explorer/results` (`~/.cache/...`)."""
-    return os.environ.get(STORE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "ntk_explorer", "results")
+    return os.environ.get(STORE_ENV) or user_cache_dir("results")
 
 
 def max_bytes() -> int:

@@ -9,6 +9,10 @@ REFERENCE_KERNELS = os.path.join(ROOT, "tests", "data", "kernels_public.json")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# The app keeps JAX's compiled code on disk (dashboard/compile_cache.py); the tests' own processes
+# do not write into the user's cache (tests/test_compile_cache.py checks it in subprocesses).
+os.environ.setdefault("NTK_EXPLORER_JAX_CACHE", "off")
+
 import jax  # noqa: E402
 
 # float64 is available to every test; float32 tests pass float32 inputs explicitly.
