@@ -635,26 +635,34 @@ def _patch_average_4d(k):
     return out * (1.0 / 9.0)
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "depth"))
-def _cnn_diagonal(x, w2, b2, *, activation, depth):
-    """Per-layer pixel variances (depth + 1, n, H, W) and the pixel-diagonal NTK (n, H, W)."""
+@functools.partial(jax.jit, static_argnames=("activation", "slots"))
+def _cnn_diagonal_slots(x, w2, b2, depth, *, activation, slots):
     var0 = w2 * _patch_average_2d(jnp.mean(x * x, axis=-1)) + b2
 
-    def step(carry, _):
-        var, theta = carry
+    def layer(l, carry):
+        var, theta, hist = carry
         v, v_dot = dual_activation_diag(activation, var)
         theta = w2 * _patch_average_2d(v + v_dot * theta) + b2
         var = w2 * _patch_average_2d(v) + b2
-        return (var, theta), var
+        return var, theta, hist.at[l + 1].set(var)
 
-    (_, theta), history = jax.lax.scan(step, (var0, var0), None, length=depth)  # flat compile time
-    return jnp.concatenate([var0[None], history], axis=0), theta
+    hist = jnp.zeros((slots + 1,) + var0.shape, var0.dtype).at[0].set(var0)
+    _, theta, hist = jax.lax.fori_loop(0, depth, layer, (var0, var0, hist))
+    return hist, theta
 
 
-def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout, nodes):
-    """CNTK of one image pair after every layer: (nngp, ntk, bound), each of shape (max(depth, 1),),
-    entry l the readout after layer l + 1 (depth 0: of the input). xa, xb: (H, W, C); va, vb:
-    per-layer variances (depth + 1, H, W).
+def _cnn_diagonal(x, w2, b2, *, activation, depth):
+    """Per-layer pixel variances (depth + 1, n, H, W) and the pixel-diagonal NTK (n, H, W), numpy;
+    compiled once per `_layer_slots(depth)`."""
+    hist, theta = _cnn_diagonal_slots(x, w2, b2, depth, activation=activation, slots=_layer_slots(depth))
+    return np.asarray(hist)[: depth + 1], np.asarray(theta)
+
+
+def _cnn_pair(xa, xb, va, vb, w2, b2, depth, activation, slots, readout, nodes):
+    """CNTK of one image pair after every layer: (nngp, ntk, bound), each of shape (max(slots, 1),),
+    entry l < depth the readout after layer l + 1 (slots 0, depth 0: of the input). xa, xb:
+    (H, W, C); va, vb: per-layer variances (slots + 1, H, W), the layers beyond depth padding
+    (`_layer_slots`: depth is data, one compile serves every depth up to slots).
 
     The error bound of a quadrature activation is propagated as in `_quadrature_layer` (the patch
     average of bounds bounds the patch average of errors), to first order in the covariance only:
@@ -671,31 +679,34 @@ def _cnn_pair(xa, xb, va, vb, w2, b2, activation, depth, readout, nodes):
         average = _patch_average_4d
         bcast = lambda a, b: (a[:, :, None, None], b[None, None, :, :])  # noqa: E731
 
-    if depth == 0:
+    if slots == 0:
         out = (w2 * jnp.mean(raw) + b2)[None]
         return out, out, jnp.zeros(1, raw.dtype)
-    nngps, ntks, bounds = [], [], []
-    sigma = w2 * average(raw) + b2
-    theta = sigma
-    dsig = dth = jnp.zeros_like(sigma)
-    for layer in range(depth):
-        a, b = bcast(va[layer], vb[layer])
+
+    def layer(l, carry):
+        sigma, theta, dsig, dth, nngps, ntks, bounds = carry
+        a, b = bcast(va[l], vb[l])
         v, v_dot, ev, evd = _dual_with_bound(activation, a, b, sigma, n=n)
         dv = ev + jnp.abs(v_dot) * dsig
         f, df = v + v_dot * theta, dv + (jnp.abs(v_dot) + evd) * dth + jnp.abs(theta) * evd
-        nngps.append(w2 * jnp.mean(v) + b2)
-        ntks.append(w2 * jnp.mean(f) + b2)
-        bounds.append(w2 * jnp.maximum(jnp.mean(dv), jnp.mean(df)))
-        if layer < depth - 1:
-            theta, dth = w2 * average(f) + b2, w2 * average(df)
-            sigma, dsig = w2 * average(v) + b2, w2 * average(dv)
-    return jnp.stack(nngps), jnp.stack(ntks), jnp.stack(bounds)
+        nngps = nngps.at[l].set(w2 * jnp.mean(v) + b2)
+        ntks = ntks.at[l].set(w2 * jnp.mean(f) + b2)
+        bounds = bounds.at[l].set(w2 * jnp.maximum(jnp.mean(dv), jnp.mean(df)))
+        # the next layer's input (after the last layer: computed, not used)
+        return (w2 * average(v) + b2, w2 * average(f) + b2, w2 * average(dv), w2 * average(df),
+                nngps, ntks, bounds)
+
+    sigma = w2 * average(raw) + b2
+    zeros = jnp.zeros(slots, raw.dtype)
+    carry = (sigma, sigma, jnp.zeros_like(sigma), jnp.zeros_like(sigma), zeros, zeros, zeros)
+    *_, nngps, ntks, bounds = jax.lax.fori_loop(0, depth, layer, carry)
+    return nngps, ntks, bounds
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "depth", "readout", "nodes"))
-def _cnn_pairs(xa, xb, va, vb, w2, b2, *, activation, depth, readout, nodes):
-    f = functools.partial(_cnn_pair, w2=w2, b2=b2, activation=activation, depth=depth, readout=readout,
-                          nodes=nodes)
+@functools.partial(jax.jit, static_argnames=("activation", "slots", "readout", "nodes"))
+def _cnn_pairs(xa, xb, va, vb, w2, b2, depth, *, activation, slots, readout, nodes):
+    f = functools.partial(_cnn_pair, w2=w2, b2=b2, depth=depth, activation=activation, slots=slots,
+                          readout=readout, nodes=nodes)
     return jax.vmap(f)(xa, xb, va, vb)
 
 
@@ -748,18 +759,23 @@ def _cnn_kernels(spec: CNN, x1, x2, engine, n_rec=1, progress=None) -> list:
     nngp = np.empty((n_rec, n1, n2), dtype)
     ntk = np.empty((n_rec, n1, n2), dtype)
     bound = np.zeros(n_rec)
+    slots = _layer_slots(depth) if depth > 0 else 0
+    hist1 = _pad_rows(hist1, slots + 1, axis=1)  # depth is data: one compile for every depth to slots
+    hist2 = _pad_rows(hist2, slots + 1, axis=1)
+    top = max(depth, 1)  # outputs: entry l the readout after layer l + 1 (depth 0: of the input)
     for start in range(0, len(ii), per_call):
         i, j = ii[start : start + per_call], jj[start : start + per_call]
         pad = per_call - len(i)
         ip, jp = np.concatenate([i, np.full(pad, i[-1])]), np.concatenate([j, np.full(pad, j[-1])])
         s, t, err = _cnn_pairs(
-            x1[ip], x2[jp], hist1[ip], hist2[jp], w2, b2, activation=act, depth=depth, readout=spec.readout,
-            nodes=nodes)
-        s, t = np.asarray(s)[: len(i), -n_rec:].T, np.asarray(t)[: len(i), -n_rec:].T
+            x1[ip], x2[jp], hist1[ip], hist2[jp], w2, b2, depth, activation=act, slots=slots,
+            readout=spec.readout, nodes=nodes)
+        rec = slice(top - n_rec, top)
+        s, t = np.asarray(s)[: len(i), rec].T, np.asarray(t)[: len(i), rec].T
         nngp[:, i, j], ntk[:, i, j] = s, t
         if symmetric:
             nngp[:, j, i], ntk[:, j, i] = s, t
-        bound = np.maximum(bound, np.max(np.asarray(err)[: len(i), -n_rec:], axis=0))
+        bound = np.maximum(bound, np.max(np.asarray(err)[: len(i), rec], axis=0))
         if progress is not None:
             progress(min(start + per_call, len(ii)) / len(ii))
     _check_finite(spec, nngp, ntk, dtype)

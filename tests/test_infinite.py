@@ -196,6 +196,27 @@ def test_a_new_depth_reuses_the_compiled_quadrature_recursion():
     np.testing.assert_allclose(kernels(0).ntk, 1.3**2 * x @ x.T + 0.2**2, rtol=1e-12)
 
 
+def test_a_new_cnn_depth_reuses_the_compiled_recursion():
+    """The same for the CNN recursion of the JAX path (quadrature activations on the image page):
+    depths 2 and 3 share the compiled functions, and a depth's kernels are the deeper network's
+    kernels cut after that layer (`infinite_kernels_by_depth`), so the padding changes nothing."""
+    x = np.random.default_rng(3).standard_normal((3, 4, 4, 1))
+    compiled = (_infinite._cnn_pairs, _infinite._cnn_diagonal_slots)
+
+    def kernels(depth):
+        return nc.infinite_kernels(nc.CNN(depth=depth, w_std=1.3, b_std=0.2, activation="tanh",
+                                          readout="flatten"), x)
+
+    k2 = kernels(2)
+    sizes = [f._cache_size() for f in compiled]
+    kernels(3)
+    assert [f._cache_size() for f in compiled] == sizes
+    by_depth = nc.infinite_kernels_by_depth(nc.CNN(depth=5, w_std=1.3, b_std=0.2, activation="tanh",
+                                                   readout="flatten"), x)
+    np.testing.assert_allclose(by_depth[2].ntk, k2.ntk, rtol=1e-12)
+    assert not np.allclose(by_depth[3].ntk, k2.ntk, rtol=1e-3)
+
+
 def test_depth_zero_is_the_linear_kernel():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((5, 3))
