@@ -125,17 +125,6 @@ def _overflow_message(spec, layer: int, dtype) -> str:
 # ----------------------------------------------------------------------------------------------
 # Diagonal pass: per-layer variances Sigma^l(x, x) and Theta^l(x, x) (cheap, O(n depth))
 # ----------------------------------------------------------------------------------------------
-def _diag_step(activation, w2, b2):
-    def step(carry, _):
-        var, theta = carry
-        v, v_dot = dual_activation_diag(activation, var)
-        new_var = w2 * v + b2
-        new_theta = new_var + w2 * v_dot * theta
-        return (new_var, new_theta), var
-
-    return step
-
-
 # The compiled recursions take the number of layers as data and their per-layer arrays padded to a
 # multiple of this: a new depth on a slider reuses the compiled code (each compile of the quadrature
 # recursion took 1-3 s, ~10 s per new depth on the finite page with tanh).
@@ -146,19 +135,28 @@ def _layer_slots(depth: int) -> int:
     return max(LAYER_SLOTS, -(-depth // LAYER_SLOTS) * LAYER_SLOTS)
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "slots"))
-def _mlp_diagonal_slots(x, w2, b2, depth, *, activation, slots):
-    var0 = w2 * jnp.sum(x * x, axis=1) / x.shape[1] + b2
-    step = _diag_step(activation, w2, b2)
-
+def _variance_history(step, var0, depth, slots):
+    """Runs (var, theta) <- step(var, theta) from (var0, var0) for `depth` layers (data: one
+    compile serves every depth up to `slots`); returns the variances entering each layer and the
+    last, (slots + 1, ...) with the entries beyond depth + 1 zero, and the final (var, theta)."""
     def layer(l, carry):
         var, theta, hist = carry
-        (var, theta), _ = step((var, theta), None)
+        var, theta = step(var, theta)
         return var, theta, hist.at[l + 1].set(var)
 
     hist = jnp.zeros((slots + 1,) + var0.shape, var0.dtype).at[0].set(var0)
     var, theta, hist = jax.lax.fori_loop(0, depth, layer, (var0, var0, hist))
     return hist, var, theta
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "slots"))
+def _mlp_diagonal_slots(x, w2, b2, depth, *, activation, slots):
+    def step(var, theta):
+        v, v_dot = dual_activation_diag(activation, var)
+        new_var = w2 * v + b2
+        return new_var, new_var + w2 * v_dot * theta
+
+    return _variance_history(step, w2 * jnp.sum(x * x, axis=1) / x.shape[1] + b2, depth, slots)
 
 
 def _mlp_diagonal(x, w2, b2, *, activation, depth):
@@ -637,17 +635,11 @@ def _patch_average_4d(k):
 
 @functools.partial(jax.jit, static_argnames=("activation", "slots"))
 def _cnn_diagonal_slots(x, w2, b2, depth, *, activation, slots):
-    var0 = w2 * _patch_average_2d(jnp.mean(x * x, axis=-1)) + b2
-
-    def layer(l, carry):
-        var, theta, hist = carry
+    def step(var, theta):
         v, v_dot = dual_activation_diag(activation, var)
-        theta = w2 * _patch_average_2d(v + v_dot * theta) + b2
-        var = w2 * _patch_average_2d(v) + b2
-        return var, theta, hist.at[l + 1].set(var)
+        return w2 * _patch_average_2d(v) + b2, w2 * _patch_average_2d(v + v_dot * theta) + b2
 
-    hist = jnp.zeros((slots + 1,) + var0.shape, var0.dtype).at[0].set(var0)
-    _, theta, hist = jax.lax.fori_loop(0, depth, layer, (var0, var0, hist))
+    hist, _, theta = _variance_history(step, w2 * _patch_average_2d(jnp.mean(x * x, axis=-1)) + b2, depth, slots)
     return hist, theta
 
 
